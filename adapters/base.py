@@ -1,0 +1,206 @@
+"""The adapter contract every anomaly detection method implements.
+
+An adapter is a small estimator in the spirit of scikit-learn::
+
+    adapter = PatchCore(config, device="cpu", source="auto")
+    adapter.fit(category.split("train"))
+    preds = adapter.predict(category.split("test"))   # Predictions
+    feats = adapter.extract_features(some_sample_set)  # FeatureMaps
+    adapter.save(folder); again = PatchCore.load(folder)
+
+The constructor takes the method's resolved config (registry defaults merged with user
+overrides) and a torch device string; nothing is hidden in globals. ``capabilities``
+and ``default_resources`` are class attributes, so the scheduler and the ensemble can
+decide before instantiating anything.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from orchestrator.data.types import SampleSet
+from orchestrator.errors import CapabilityError, NotFittedError, UserError
+
+#: Names of capabilities an adapter may declare.
+IMAGE_SCORE = "image_score"
+ANOMALY_MAP = "anomaly_map"
+FEATURES = "features"
+ALL_CAPABILITIES = frozenset({IMAGE_SCORE, ANOMALY_MAP, FEATURES})
+
+SOURCES = ("auto", "upstream", "native")
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What one trial of a method asks the scheduler for."""
+
+    cpu: float = 1.0
+    gpu: float = 0.0
+    memory_gb: float = 4.0
+
+
+@dataclass
+class Predictions:
+    """What ``predict`` returns.
+
+    image_scores: float64 ``[N]``, higher = more anomalous.
+    anomaly_maps: float32 ``[N, H, W]`` at the SampleSet's ``eval_size``.
+    """
+
+    image_scores: np.ndarray
+    anomaly_maps: np.ndarray
+    keys: list[str] = field(default_factory=list)  # Sample.key of each row
+
+    def __post_init__(self) -> None:
+        self.image_scores = np.asarray(self.image_scores, dtype=np.float64).reshape(-1)
+        self.anomaly_maps = np.asarray(self.anomaly_maps, dtype=np.float32)
+        if self.anomaly_maps.ndim != 3 or len(self.anomaly_maps) != len(self.image_scores):
+            raise ValueError(
+                f"anomaly_maps must be [N, H, W] with N={len(self.image_scores)}, "
+                f"got {self.anomaly_maps.shape}"
+            )
+
+
+@dataclass
+class FeatureMaps:
+    """What ``extract_features`` returns: patch features ``[N, C, h, w]`` (float32)."""
+
+    features: np.ndarray
+    name: str = ""  # the cut-off point, e.g. "adapter" or "nn_difference"
+
+    def __post_init__(self) -> None:
+        self.features = np.asarray(self.features, dtype=np.float32)
+        if self.features.ndim != 4:
+            raise ValueError(f"features must be [N, C, h, w], got {self.features.shape}")
+
+
+class Adapter(ABC):
+    """Base class of every method adapter.
+
+    Subclasses set ``name``, ``capabilities``, ``default_resources`` and ``sources``
+    (the sources they implement, a subset of ``("upstream", "native")``), and implement
+    ``_fit``, ``_predict``, ``_extract_features``, ``_save_state`` and ``_load_state``.
+    The public methods here add the checks the contract promises (predict before fit,
+    missing capability) so subclasses don't repeat them.
+    """
+
+    name: ClassVar[str] = ""
+    capabilities: ClassVar[frozenset[str]] = ALL_CAPABILITIES
+    default_resources: ClassVar[Resources] = Resources()
+    sources: ClassVar[tuple[str, ...]] = ("native",)
+
+    def __init__(
+        self,
+        config: Mapping[str, Any] | None = None,
+        device: str = "cpu",
+        source: str = "native",
+    ) -> None:
+        if source not in self.sources:
+            raise UserError(
+                f"{self.name or type(self).__name__}: source {source!r} not available "
+                f"(this adapter implements: {', '.join(self.sources)}); resolve 'auto' with "
+                "orchestrator.registry before constructing"
+            )
+        self.config: dict[str, Any] = dict(config or {})
+        self.device = device
+        self.source = source
+        self.upstream_commit: str | None = None  # set by upstream sources
+        self.fitted = False
+
+    # --- public contract -------------------------------------------------------------
+    def fit(self, train: SampleSet) -> Adapter:
+        """Learn from normal images only. Returns self."""
+        if len(train) == 0:
+            raise ValueError(f"{self.name}: empty training set")
+        self._fit(train)
+        self.fitted = True
+        return self
+
+    def predict(self, test: SampleSet) -> Predictions:
+        """Image scores ``[N]`` and anomaly maps ``[N, H, W]`` at ``test.eval_size``."""
+        self._check_fitted("predict")
+        preds = self._predict(test)
+        if preds.anomaly_maps.shape[1:] != tuple(test.eval_size):
+            raise ValueError(
+                f"{self.name}: maps are {preds.anomaly_maps.shape[1:]}, "
+                f"evaluation size is {tuple(test.eval_size)}"
+            )
+        if not preds.keys:
+            preds.keys = [s.key for s in test]
+        return preds
+
+    def extract_features(self, images: SampleSet) -> FeatureMaps:
+        """Patch features ``[N, C, h, w]`` at the method's cut-off point."""
+        self.require(FEATURES)
+        self._check_fitted("extract_features")
+        return self._extract_features(images)
+
+    def save(self, directory: str | Path) -> Path:
+        """Write the fitted state to ``directory`` (created); ``load`` reads it back."""
+        self._check_fitted("save")
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        meta = {
+            "adapter": f"{type(self).__module__}:{type(self).__qualname__}",
+            "name": self.name,
+            "config": self.config,
+            "source": self.source,
+            "upstream_commit": self.upstream_commit,
+        }
+        (directory / "adapter.json").write_text(json.dumps(meta, indent=2, default=str))
+        self._save_state(directory)
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | Path, device: str = "cpu") -> Adapter:
+        """Rebuild a fitted adapter saved with ``save``."""
+        directory = Path(directory)
+        meta = json.loads((directory / "adapter.json").read_text())
+        obj = cls(meta["config"], device=device, source=meta["source"])
+        obj.upstream_commit = meta.get("upstream_commit")
+        obj._load_state(directory)
+        obj.fitted = True
+        return obj
+
+    @classmethod
+    def supports(cls, capability: str) -> bool:
+        return capability in cls.capabilities
+
+    def require(self, capability: str) -> None:
+        if capability not in self.capabilities:
+            raise CapabilityError(
+                f"{self.name or type(self).__name__} does not provide {capability!r} "
+                f"(capabilities: {', '.join(sorted(self.capabilities))})"
+            )
+
+    def describe(self) -> dict[str, Any]:
+        """What every result is tagged with: method, source used, upstream commit."""
+        return {"method": self.name, "source": self.source, "upstream_commit": self.upstream_commit}
+
+    # --- to implement ------------------------------------------------------------------
+    @abstractmethod
+    def _fit(self, train: SampleSet) -> None: ...
+
+    @abstractmethod
+    def _predict(self, test: SampleSet) -> Predictions: ...
+
+    def _extract_features(self, images: SampleSet) -> FeatureMaps:
+        raise CapabilityError(f"{self.name}: extract_features is not implemented")
+
+    @abstractmethod
+    def _save_state(self, directory: Path) -> None: ...
+
+    @abstractmethod
+    def _load_state(self, directory: Path) -> None: ...
+
+    # --- helpers -----------------------------------------------------------------------
+    def _check_fitted(self, what: str) -> None:
+        if not self.fitted:
+            raise NotFittedError(f"{self.name or type(self).__name__}: call fit() before {what}()")

@@ -1,0 +1,77 @@
+"""The ``orchestrate`` command line.
+
+Each subcommand lives in its own module ``orchestrator.cli.<name>`` exposing
+``register(subparsers)``, which adds its parser and sets ``func`` (called with the parsed
+args, returns the exit code). Modules import heavy libraries (torch, ray, mlflow) inside
+their handlers so that ``orchestrate --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from orchestrator import __version__
+from orchestrator.errors import UserError
+
+#: Subcommands in the order ``--help`` lists them.
+COMMANDS = (
+    "survey",
+    "ensemble",
+    "methods",
+    "vendor",
+    "datasets",
+    "evaluate",
+    "parity",
+    "report",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="orchestrate",
+        description=(
+            "Run visual anomaly detection methods (PatchCore, SimpleNet, CS-Flow, DRAEM, "
+            "RevDist) on MVTec LOCO AD, MVTec AD or your own LOCO-format parts; track "
+            "everything in MLflow."
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(f"orchestrator.cli.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"orchestrator.cli.{name}":
+                raise
+            p = sub.add_parser(name, help="(not built yet)")
+            p.set_defaults(func=_not_built(name))
+            continue
+        module.register(sub)
+    return parser
+
+
+def _not_built(name: str):
+    def run(_args: argparse.Namespace) -> int:
+        print(f"orchestrate {name}: not built yet", file=sys.stderr)
+        return 2
+
+    return run
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
