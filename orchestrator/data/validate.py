@@ -1,0 +1,192 @@
+"""Validation of LOCO-format and MVTec AD folders: every problem, one line each."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from orchestrator.data.loco import LOCO_TEST_SUBSETS, detect_format, list_images
+
+
+@dataclass(frozen=True)
+class Problem:
+    path: Path
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}"
+
+
+def _open(path: Path, problems: list[Problem]) -> np.ndarray | None:
+    try:
+        with Image.open(path) as im:
+            im.load()
+            return np.asarray(im)
+    except Exception as exc:  # noqa: BLE001 - any decoder error is the user's file
+        problems.append(Problem(path, f"unreadable image ({type(exc).__name__}: {exc})"))
+        return None
+
+
+def _check_good_split(cat: Path, split: str, problems: list[Problem], required: bool) -> None:
+    folder = cat / split / "good"
+    if not folder.is_dir():
+        if required:
+            problems.append(Problem(cat / split, "missing split folder (expected good/ inside)"))
+        return
+    images = list_images(folder)
+    if not images and split == "train":
+        problems.append(Problem(folder, "empty train set (no images)"))
+    for p in images:
+        _open(p, problems)
+
+
+def _read_config(cat: Path, problems: list[Problem]) -> set[int] | None:
+    path = cat / "defects_config.json"
+    if not path.exists():
+        problems.append(Problem(path, "missing defects_config.json"))
+        return None
+    try:
+        entries = json.loads(path.read_text())
+        values = set()
+        for e in entries:
+            missing = {
+                "defect_name",
+                "pixel_value",
+                "saturation_threshold",
+                "relative_saturation",
+            } - set(e)
+            if missing:
+                problems.append(Problem(path, f"entry {e!r} lacks {', '.join(sorted(missing))}"))
+                continue
+            values.add(int(e["pixel_value"]))
+        return values
+    except (json.JSONDecodeError, TypeError, ValueError, AttributeError) as exc:
+        problems.append(Problem(path, f"malformed defects config ({exc})"))
+        return None
+
+
+def validate_loco(cat: Path) -> list[Problem]:
+    problems: list[Problem] = []
+    _check_good_split(cat, "train", problems, required=True)
+    _check_good_split(cat, "validation", problems, required=True)
+    values = _read_config(cat, problems)
+    for subset, label in LOCO_TEST_SUBSETS.items():
+        folder = cat / "test" / subset
+        if not folder.is_dir():
+            problems.append(Problem(folder, "missing test split folder"))
+            continue
+        gt_root = cat / "ground_truth" / subset
+        stems = set()
+        for img_path in list_images(folder):
+            stems.add(img_path.stem)
+            img = _open(img_path, problems)
+            if label == "good":
+                continue
+            masks = list_images(gt_root / img_path.stem)
+            if not masks:
+                problems.append(
+                    Problem(
+                        img_path,
+                        f"image without masks (expected {gt_root / img_path.stem}/000.png)",
+                    )
+                )
+            for m in masks:
+                arr = _open(m, problems)
+                if arr is None:
+                    continue
+                if img is not None and arr.shape[:2] != img.shape[:2]:
+                    problems.append(
+                        Problem(
+                            m,
+                            f"mask size {arr.shape[1]}x{arr.shape[0]} differs "
+                            f"from its image {img.shape[1]}x{img.shape[0]}",
+                        )
+                    )
+                nz = (
+                    np.unique(arr[arr > 0])
+                    if arr.ndim == 2
+                    else np.unique(arr[..., 0][arr[..., 0] > 0])
+                )
+                if nz.size == 0:
+                    problems.append(Problem(m, "empty mask (no non-zero pixel)"))
+                elif nz.size > 1:
+                    problems.append(
+                        Problem(
+                            m,
+                            f"several pixel values {nz.tolist()} in one region "
+                            "mask (one PNG is one defect)",
+                        )
+                    )
+                elif values is not None and int(nz[0]) not in values:
+                    problems.append(
+                        Problem(m, f"pixel value {int(nz[0])} absent from defects_config.json")
+                    )
+        if gt_root.is_dir():
+            for d in sorted(p for p in gt_root.iterdir() if p.is_dir()):
+                if d.name not in stems:
+                    problems.append(
+                        Problem(d, f"mask without image (no test/{subset}/{d.name}.png)")
+                    )
+    return problems
+
+
+def validate_mvtec(cat: Path) -> list[Problem]:
+    problems: list[Problem] = []
+    _check_good_split(cat, "train", problems, required=True)
+    test = cat / "test"
+    if not test.is_dir():
+        problems.append(Problem(test, "missing split folder"))
+        return problems
+    for sub in sorted(p for p in test.iterdir() if p.is_dir()):
+        gt = cat / "ground_truth" / sub.name
+        stems = set()
+        for img_path in list_images(sub):
+            stems.add(img_path.stem)
+            img = _open(img_path, problems)
+            if sub.name == "good":
+                continue
+            mask = gt / f"{img_path.stem}_mask.png"
+            if not mask.exists():
+                problems.append(Problem(img_path, f"image without masks (expected {mask})"))
+                continue
+            arr = _open(mask, problems)
+            if arr is not None and img is not None and arr.shape[:2] != img.shape[:2]:
+                problems.append(
+                    Problem(
+                        mask,
+                        f"mask size {arr.shape[1]}x{arr.shape[0]} differs "
+                        f"from its image {img.shape[1]}x{img.shape[0]}",
+                    )
+                )
+        if gt.is_dir():
+            for m in list_images(gt):
+                if m.stem.removesuffix("_mask") not in stems:
+                    problems.append(Problem(m, "mask without image"))
+    return problems
+
+
+def validate(path: str | Path) -> list[Problem]:
+    """All problems of a category folder or of a dataset root holding several categories."""
+    path = Path(path)
+    if not path.is_dir():
+        return [Problem(path, "no such folder")]
+
+    def is_category(p: Path) -> bool:
+        return (p / "train").is_dir() or (p / "test").is_dir()
+
+    cats = (
+        [path]
+        if is_category(path)
+        else sorted(p for p in path.iterdir() if p.is_dir() and is_category(p))
+    )
+    if not cats:
+        return [Problem(path, "no category folders found (a category has train/ and test/)")]
+    problems: list[Problem] = []
+    for cat in cats:
+        fmt = detect_format(cat)
+        problems += validate_loco(cat) if fmt == "loco" else validate_mvtec(cat)
+    return problems
