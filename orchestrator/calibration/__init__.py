@@ -1,0 +1,37 @@
+"""Calibration of anomaly scores into probabilities, and how well they are calibrated."""
+
+from orchestrator.calibration.calibrators import (
+    CALIBRATORS,
+    BoundedSigmoid,
+    Calibrator,
+    HistogramBinning,
+    Isotonic,
+    Platt,
+    fit_calibrator,
+    make_calibrator,
+)
+from orchestrator.calibration.measures import (
+    brier,
+    calibration_report,
+    cross_fit,
+    ece,
+    nll,
+    reliability_figure,
+)
+
+__all__ = [
+    "CALIBRATORS",
+    "BoundedSigmoid",
+    "Calibrator",
+    "HistogramBinning",
+    "Isotonic",
+    "Platt",
+    "brier",
+    "calibration_report",
+    "cross_fit",
+    "ece",
+    "fit_calibrator",
+    "make_calibrator",
+    "nll",
+    "reliability_figure",
+]
