@@ -95,6 +95,8 @@ class Adapter(ABC):
     capabilities: ClassVar[frozenset[str]] = ALL_CAPABILITIES
     default_resources: ClassVar[Resources] = Resources()
     sources: ClassVar[tuple[str, ...]] = ("native",)
+    #: Defaults for adapters registered without params (e.g. through an entry point).
+    default_config: ClassVar[dict[str, Any]] = {}
 
     def __init__(
         self,
@@ -112,6 +114,7 @@ class Adapter(ABC):
         self.device = device
         self.source = source
         self.upstream_commit: str | None = None  # set by upstream sources
+        self.vendor_clean: bool | None = None  # upstream sources: checkout unmodified?
         self.fitted = False
 
     # --- public contract -------------------------------------------------------------

@@ -1,0 +1,274 @@
+"""The method registry: registry.yaml (+ a user's file + entry points) -> validated entries.
+
+Each entry names its adapter class (``module:Class``), the upstream repository and pinned
+commit, the paper's default hyperparameters and named profiles, per-trial resources and
+capabilities. ``Registry.build`` turns an entry into a configured adapter, resolving the
+``auto`` source to the vendored upstream code or the native implementation.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from adapters.base import ALL_CAPABILITIES, Adapter, Resources
+from orchestrator.errors import UserError
+from orchestrator.paths import REPO_ROOT
+
+BUILTIN_REGISTRY = REPO_ROOT / "registry.yaml"
+ENTRY_POINT_GROUP = "orchestrator.adapters"
+ENTRY_KEYS = {
+    "adapter",
+    "repo",
+    "commit",
+    "license",
+    "paper",
+    "params",
+    "profiles",
+    "resources",
+    "capabilities",
+    "status",
+    "default",
+}
+RESOURCE_KEYS = {"gpu", "cpu", "memory_gb"}
+STATUSES = {"available", "planned"}
+SHA_RE = re.compile(r"^[0-9a-f]{40}$")
+
+
+@dataclass
+class MethodEntry:
+    name: str
+    adapter: str
+    repo: str | None = None
+    commit: str | None = None
+    license: str | None = None
+    paper: str = ""
+    params: dict[str, Any] = field(default_factory=dict)
+    profiles: dict[str, dict[str, Any]] = field(default_factory=dict)
+    resources: Resources = field(default_factory=Resources)
+    capabilities: frozenset[str] = ALL_CAPABILITIES
+    status: str = "available"
+    default: bool = True
+    origin: str = "registry.yaml"
+    import_error: str | None = None
+
+    @property
+    def available(self) -> bool:
+        """Marked available and its adapter class imports."""
+        return self.status == "available" and self.import_error is None
+
+    def adapter_class(self) -> type[Adapter]:
+        return import_adapter(self.adapter)
+
+    def resolved_config(
+        self, profile: str = "paper", overrides: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """params <- profile overrides (unless ``paper``) <- user overrides."""
+        config = dict(self.params)
+        if profile != "paper":
+            config.update(self.profiles.get(profile, {}))
+        unknown = sorted(set(overrides or {}) - set(config))
+        if unknown:
+            raise UserError(
+                f"{self.name}: unknown parameter(s) {', '.join(unknown)} "
+                f"(known: {', '.join(sorted(config))})"
+            )
+        config.update(overrides or {})
+        return config
+
+
+def import_adapter(path: str) -> type[Adapter]:
+    """Import ``module:Class`` and check it is an Adapter subclass."""
+    module_name, _, cls_name = path.partition(":")
+    if not module_name or not cls_name:
+        raise ImportError(f"adapter must be 'module:Class', got {path!r}")
+    cls = getattr(importlib.import_module(module_name), cls_name)
+    if not (isinstance(cls, type) and issubclass(cls, Adapter)):
+        raise ImportError(f"{path} is not a subclass of adapters.base.Adapter")
+    return cls
+
+
+def _parse_entry(name: str, raw: Any, origin: str, problems: list[str]) -> MethodEntry | None:
+    where = f"{origin}: methods.{name}"
+    if not isinstance(raw, dict):
+        problems.append(f"{where}: must be a mapping")
+        return None
+    for key in sorted(set(raw) - ENTRY_KEYS):
+        problems.append(f"{where}: unknown key {key!r} (known: {', '.join(sorted(ENTRY_KEYS))})")
+    if "adapter" not in raw:
+        problems.append(f"{where}: missing 'adapter' (module:Class)")
+        return None
+    repo, commit = raw.get("repo"), raw.get("commit")
+    if repo and not commit:
+        problems.append(f"{where}: has a repo but no 'commit' pin (40-hex SHA)")
+    if commit is not None and not SHA_RE.match(str(commit)):
+        problems.append(f"{where}: commit {commit!r} is not a full 40-hex SHA")
+    res_raw = raw.get("resources", {}) or {}
+    resources = Resources()
+    if not isinstance(res_raw, dict):
+        problems.append(f"{where}: resources must be a mapping of gpu, cpu, memory_gb")
+    else:
+        for key in sorted(set(res_raw) - RESOURCE_KEYS):
+            problems.append(f"{where}: resources: unknown key {key!r}")
+        vals = {}
+        for key in RESOURCE_KEYS & set(res_raw):
+            v = res_raw[key]
+            if not isinstance(v, int | float) or isinstance(v, bool) or v < 0:
+                problems.append(f"{where}: resources.{key} must be a number >= 0, got {v!r}")
+            else:
+                vals[key] = float(v)
+        if vals.get("cpu", 1.0) == 0:
+            problems.append(f"{where}: resources.cpu must be > 0")
+        resources = Resources(**vals)
+    caps = frozenset(raw.get("capabilities", ALL_CAPABILITIES))
+    for c in sorted(caps - ALL_CAPABILITIES):
+        problems.append(f"{where}: unknown capability {c!r}")
+    status = raw.get("status", "available")
+    if status not in STATUSES:
+        problems.append(f"{where}: status must be one of {sorted(STATUSES)}, got {status!r}")
+    params = raw.get("params", {}) or {}
+    profiles = raw.get("profiles", {}) or {}
+    if not isinstance(params, dict) or not isinstance(profiles, dict):
+        problems.append(f"{where}: params and profiles must be mappings")
+        params, profiles = {}, {}
+    entry = MethodEntry(
+        name=name,
+        adapter=str(raw["adapter"]),
+        repo=repo,
+        commit=str(commit) if commit else None,
+        license=raw.get("license"),
+        paper=raw.get("paper", ""),
+        params=dict(params),
+        profiles={k: dict(v or {}) for k, v in profiles.items()},
+        resources=resources,
+        capabilities=caps & ALL_CAPABILITIES,
+        status=status,
+        default=bool(raw.get("default", True)),
+        origin=origin,
+    )
+    for prof, over in entry.profiles.items():
+        for key in sorted(set(over) - set(entry.params)):
+            problems.append(f"{where}: profile {prof!r} sets unknown parameter {key!r}")
+    try:
+        cls = entry.adapter_class()
+        if not entry.params and getattr(cls, "default_config", None):
+            entry.params = dict(cls.default_config)
+        if "resources" not in raw:
+            entry.resources = cls.default_resources
+        if "capabilities" not in raw:
+            entry.capabilities = cls.capabilities
+        missing = entry.capabilities - cls.capabilities
+        if missing:
+            problems.append(
+                f"{where}: declares capabilities {sorted(missing)} that {entry.adapter} lacks"
+            )
+    except Exception as exc:  # noqa: BLE001 - any import failure is reported
+        entry.import_error = f"{type(exc).__name__}: {exc}"
+        if status == "available":
+            problems.append(f"{where}: class {entry.adapter} not importable ({entry.import_error})")
+    return entry
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise UserError(f"{path}: cannot read registry ({exc})") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("methods", {}), dict):
+        raise UserError(f"{path}: a registry is a mapping with a 'methods' mapping")
+    unknown = set(data) - {"methods"}
+    if unknown:
+        raise UserError(f"{path}: unknown top-level key(s) {sorted(unknown)} (expected 'methods')")
+    return data.get("methods") or {}
+
+
+@dataclass
+class Registry:
+    methods: dict[str, MethodEntry]
+
+    def available(self, default_only: bool = True) -> list[str]:
+        """Names of usable methods (``default_only``: those a plain survey runs)."""
+        return [
+            n for n, e in self.methods.items() if e.available and (e.default or not default_only)
+        ]
+
+    def get(self, name: str) -> MethodEntry:
+        if name not in self.methods:
+            raise UserError(f"unknown method {name!r} (registered: {', '.join(self.methods)})")
+        return self.methods[name]
+
+    def build(
+        self,
+        name: str,
+        overrides: dict[str, Any] | None = None,
+        device: str = "cpu",
+        source: str = "auto",
+        profile: str = "paper",
+        allow_dirty: bool = False,
+    ) -> Adapter:
+        """A configured adapter of method ``name`` with its source resolved."""
+        from orchestrator.vendor import resolve_source
+
+        entry = self.get(name)
+        if not entry.available:
+            why = entry.import_error or f"status {entry.status!r}"
+            raise UserError(f"method {name!r} is not available ({why})")
+        cls = entry.adapter_class()
+        resolved, state = resolve_source(entry, cls, source, allow_dirty=allow_dirty)
+        adapter = cls(entry.resolved_config(profile, overrides), device=device, source=resolved)
+        if resolved == "upstream":
+            adapter.upstream_commit = state.head if state else entry.commit
+        adapter.vendor_clean = state.clean if (state and resolved == "upstream") else None
+        return adapter
+
+
+def run_tags(adapter: Adapter) -> dict[str, str]:
+    """Tags recorded with every result: method, source used, upstream commit, vendor state."""
+    clean = getattr(adapter, "vendor_clean", None)
+    return {
+        "method": adapter.name,
+        "source": adapter.source,
+        "upstream_commit": adapter.upstream_commit or "",
+        "vendor_clean": "n/a" if clean is None else str(bool(clean)).lower(),
+        "vendor_dirty": "true" if clean is False else "false",
+    }
+
+
+def load_registry(extra: str | Path | None = None, builtin: Path = BUILTIN_REGISTRY) -> Registry:
+    """The built-in registry, entry-point adapters, then ``extra`` merged over them.
+
+    Every problem found is collected and raised together as one UserError.
+    """
+    problems: list[str] = []
+    raw: dict[str, tuple[dict, str]] = {
+        name: (entry, builtin.name) for name, entry in _read_yaml(builtin).items()
+    }
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if ep.name not in raw:
+            dist = ep.dist.name if ep.dist else "?"
+            raw[ep.name] = ({"adapter": ep.value, "default": False}, f"entry point ({dist})")
+    if extra is not None:
+        extra = Path(extra)
+        if not extra.exists():
+            raise UserError(f"registry file {extra} does not exist")
+        for name, entry in _read_yaml(extra).items():
+            base = dict(raw[name][0]) if name in raw else {}
+            if isinstance(entry, dict):
+                base.update(entry)
+            else:
+                base = entry
+            raw[name] = (base, extra.name)
+    methods: dict[str, MethodEntry] = {}
+    for name, (entry, origin) in raw.items():
+        parsed = _parse_entry(name, entry, origin, problems)
+        if parsed is not None:
+            methods[name] = parsed
+    if problems:
+        raise UserError("invalid registry:\n  " + "\n  ".join(problems))
+    return Registry(methods)

@@ -1,0 +1,163 @@
+"""Clone, pin and inspect upstream checkouts with GitPython.
+
+``vendor/<name>`` holds a clone of the method's upstream repository at its pinned commit.
+A checkout is usable as the ``upstream`` source only when it is present, at the pin and
+clean (no modified or untracked files): the numbers are then the authors' code's numbers.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+import git
+
+from orchestrator.errors import UserError
+from orchestrator.paths import vendor_dir
+
+MIRROR_ENV = "ORCHESTRATOR_VENDOR_MIRROR"
+
+
+@dataclass(frozen=True)
+class VendorState:
+    name: str
+    path: Path
+    present: bool
+    at_pin: bool = False
+    clean: bool = False
+    head: str | None = None
+    problem: str | None = None
+
+    @property
+    def usable(self) -> bool:
+        return self.present and self.at_pin and self.clean
+
+
+def checkout_state(name: str, commit: str | None, root: Path | None = None) -> VendorState:
+    """Whether ``<root>/<name>`` exists, is at ``commit`` and is unmodified."""
+    path = (root or vendor_dir()) / name
+    if not (path / ".git").exists():
+        return VendorState(name, path, False, problem=f"no checkout at {path}")
+    try:
+        repo = git.Repo(path)
+        head = repo.head.commit.hexsha
+        dirty = repo.is_dirty(untracked_files=True)
+    except (git.GitError, ValueError) as exc:
+        return VendorState(name, path, True, problem=f"not a usable git checkout ({exc})")
+    at_pin = commit is not None and head == commit
+    problem = None
+    if not at_pin:
+        problem = f"HEAD {head[:12]} is not the pinned commit {str(commit)[:12]}"
+    elif dirty:
+        problem = "modified or untracked files (the upstream code must stay unmodified)"
+    return VendorState(name, path, True, at_pin, not dirty, head, problem)
+
+
+def owner_name(url: str) -> tuple[str, str]:
+    """``("owner", "name")`` of a repository URL (https, ssh, file)."""
+    path = urlparse(url).path if "://" in url else url.split(":", 1)[-1]
+    parts = [p for p in path.rstrip("/").split("/") if p]
+    if len(parts) < 2:
+        raise UserError(f"cannot tell owner/name from repository URL {url!r}")
+    return parts[-2], parts[-1].removesuffix(".git")
+
+
+def mirror_source(url: str, mirror: str | None) -> str:
+    """Where to clone ``url`` from: the mirror's ``<owner>/<name>[.git]`` if a mirror is set."""
+    mirror = mirror or os.environ.get(MIRROR_ENV)
+    if not mirror:
+        return url
+    owner, name = owner_name(url)
+    if "://" in mirror and not mirror.startswith("file://"):
+        return f"{mirror.rstrip('/')}/{owner}/{name}.git"
+    base = Path(mirror.removeprefix("file://"))
+    for cand in (base / owner / name, base / owner / f"{name}.git"):
+        if cand.exists():
+            return str(cand)
+    raise UserError(f"mirror {base} has neither {owner}/{name} nor {owner}/{name}.git")
+
+
+def _missing_blobs(repo: git.Repo, commit: str) -> list[str]:
+    """Paths of the pinned tree whose blobs the clone lacks (partial mirrors, LFS-less)."""
+    missing = []
+    for item in repo.commit(commit).tree.traverse():
+        if item.type == "blob":
+            try:
+                repo.odb.info(item.binsha)
+            except Exception:  # noqa: BLE001 - gitdb raises BadObject
+                missing.append(item.path)
+    return missing
+
+
+def sync_one(name: str, url: str, commit: str, mirror: str | None = None,
+             root: Path | None = None) -> str:
+    """Clone (or fetch) and check out the pin; idempotent. Returns what was done."""
+    path = (root or vendor_dir()) / name
+    source = mirror_source(url, mirror)
+    state = checkout_state(name, commit, root)
+    if state.usable:
+        return f"{name}: already at {commit[:12]}, clean"
+    if state.present and state.at_pin and not state.clean:
+        raise UserError(f"{name}: {path} is at the pin but modified; not touching it "
+                        f"(restore it with `git -C {path} checkout .` or delete the folder)")
+    if state.present:
+        repo = git.Repo(path)
+        if repo.is_dirty(untracked_files=True):
+            raise UserError(f"{name}: {path} has local changes; not touching it")
+        repo.git.fetch(source)
+        action = "fetched"
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        repo = git.Repo.clone_from(source, path, no_checkout=True)
+        action = "cloned"
+    try:
+        repo.commit(commit)
+    except (ValueError, git.BadName) as exc:
+        raise UserError(f"{name}: pinned commit {commit} not found in {source}") from exc
+    missing = _missing_blobs(repo, commit)
+    if missing:  # a mirror without some large files: leave them out of the work tree
+        repo.git.sparse_checkout("set", "--no-cone", "/*", *[f"!/{p}" for p in missing])
+    repo.git.checkout("--detach", commit)
+    note = f" ({len(missing)} file(s) absent from the source left out)" if missing else ""
+    return f"{name}: {action} from {source}, at {commit[:12]}{note}"
+
+
+def sync(entries, mirror: str | None = None, root: Path | None = None) -> list[str]:
+    """Sync every registry entry that has an upstream repository."""
+    return [
+        sync_one(e.name, e.repo, e.commit, mirror, root) for e in entries if e.repo and e.commit
+    ]
+
+
+def resolve_source(entry, cls, requested: str, allow_dirty: bool = False,
+                   root: Path | None = None) -> tuple[str, VendorState | None]:
+    """``auto`` -> upstream if implemented and the checkout is usable, else native.
+
+    An explicit ``upstream`` with an unusable checkout is an error, unless ``allow_dirty``
+    (then the run is tagged vendor_dirty=true).
+    """
+    if requested not in ("auto", "upstream", "native"):
+        raise UserError(f"source must be auto, upstream or native, got {requested!r}")
+    has_upstream = "upstream" in cls.sources and entry.repo
+    state = checkout_state(entry.name, entry.commit, root) if has_upstream else None
+    if requested == "native":
+        if "native" not in cls.sources:
+            raise UserError(f"{entry.name}: no native source (it has: {', '.join(cls.sources)})")
+        return "native", None
+    if requested == "auto":
+        if state is not None and state.usable:
+            return "upstream", state
+        if "native" in cls.sources:
+            return "native", None
+        why = state.problem if state else "no upstream source"
+        raise UserError(f"{entry.name}: upstream only, and {why}; run `orchestrate vendor sync "
+                        f"{entry.name}`")
+    if state is None:
+        raise UserError(f"{entry.name}: has no upstream source")
+    if state.usable or (allow_dirty and state.present):
+        return "upstream", state
+    raise UserError(f"{entry.name}: refusing vendor/{entry.name}: {state.problem} "
+                    f"(orchestrate vendor sync {entry.name}; or --allow-dirty to run it anyway, "
+                    "tagged vendor_dirty=true)")
