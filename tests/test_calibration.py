@@ -65,3 +65,37 @@ def test_reliability_figure(tmp_path):
     fig = reliability_figure(cross_fit("bounded_sigmoid", s, y), y, title="t")
     fig.savefig(tmp_path / "r.png")
     assert len(fig.axes) == 2 and (tmp_path / "r.png").stat().st_size > 5000
+
+
+def test_bounded_sigmoid_recovers_generating_bounds():
+    # y ~ Bernoulli(l + (u - l) * sigmoid(a z + b)) with l = 0.1, u = 0.85: the ML fit with a
+    # mild prior recovers the bounds on 3,000 samples
+    rng = np.random.default_rng(3)
+    z = rng.normal(0, 1, 3000)
+    q = 0.1 + 0.75 / (1 + np.exp(-(4 * z - 0.5)))
+    y = rng.random(3000) < q
+    params = fit_calibrator("bounded_sigmoid", z, y).params_
+    assert params["l"] == pytest.approx(0.1, abs=0.04)
+    assert params["u"] == pytest.approx(0.85, abs=0.04)
+
+
+def test_ece_equal_mass_by_hand():
+    p = np.array([0.1, 0.2, 0.3, 0.4])
+    y = np.array([0, 0, 1, 1], bool)
+    # 2 equal-mass bins: {0.1, 0.2} -> |0.15 - 0| ; {0.3, 0.4} -> |0.35 - 1|; shares 1/2
+    assert ece(p, y, n_bins=2, strategy="mass") == pytest.approx((0.15 + 0.65) / 2)
+    # 2 equal-width bins: everything falls in [0, 0.5): |0.25 - 0.5|
+    assert ece(p, y, n_bins=2) == pytest.approx(0.25)
+
+
+def test_cross_fit_needs_two_of_each_class():
+    with pytest.raises(ValueError, match="at least 2 samples of each class"):
+        cross_fit("platt", np.arange(5.0), np.array([0, 0, 0, 0, 1], bool))
+
+
+def test_reliability_figure_with_raw_scores(tmp_path):
+    s, y = _separated(gap=2)
+    fig = reliability_figure(cross_fit("platt", s, y), y, scores=s)
+    assert len(fig.axes) == 3
+    fig.savefig(tmp_path / "r3.png")
+    assert (tmp_path / "r3.png").stat().st_size > 5000

@@ -2,9 +2,8 @@ import numpy as np
 import pytest
 
 from orchestrator.data import fingerprint, load_category, load_dataset
-from orchestrator.data.synthetic import Counts, generate
 from orchestrator.errors import UserError
-from tests.conftest import TINY_COUNTS, TINY_SIZE
+from tests.conftest import write_png
 
 
 def test_hand_built_loco_two_masks_merged_and_thresholds_resolved(hand_loco):
@@ -34,48 +33,6 @@ def test_regions_resized_scale_absolute_threshold(hand_loco):
     assert regions[1].saturation == int(0.5 * regions[1].area)
 
 
-def test_generated_category_counts_labels_masks(tiny_synthetic):
-    for name in ("flat_connector", "pushpins"):
-        cat = load_category(tiny_synthetic / name)
-        assert cat.image_size == TINY_SIZE
-        assert len(cat.train) == TINY_COUNTS.train
-        assert len(cat.validation) == TINY_COUNTS.validation
-        labels = [s.label for s in cat.test]
-        assert labels.count("good") == TINY_COUNTS.good
-        assert labels.count("logical") == TINY_COUNTS.logical
-        assert labels.count("structural") == TINY_COUNTS.structural
-        test = cat.split("test")
-        masks = test.load_masks()
-        anomalous = test.is_anomalous
-        assert masks[~anomalous].sum() == 0
-        assert all(m.any() for m in masks[anomalous])
-        for regions in test.load_regions():
-            for r in regions:
-                assert r.defect_id in cat.defects and 0 < r.saturation <= r.area
-
-
-def test_synthetic_uses_absolute_and_relative_saturation(tiny_synthetic):
-    cat = load_category(tiny_synthetic / "pushpins")
-    kinds = {s.name: s.relative_saturation for s in cat.defects.values()}
-    assert kinds["missing_pin"] is False and kinds["extra_pin"] is True
-    # a missing pin's region is the whole compartment, saturated by one pin's area
-    test = cat.split("test")
-    missing = [r for regs in test.load_regions() for r in regs if r.defect_name == "missing_pin"]
-    assert missing and all(r.saturation < r.area for r in missing)
-
-
-def test_generation_deterministic_per_seed(tmp_path):
-    small = Counts(train=2, validation=1, good=1, logical=2, structural=2)
-    a = generate(tmp_path / "a", ["pushpins"], seed=3, size=(64, 80), counts=small)[0]
-    b = generate(tmp_path / "b", ["pushpins"], seed=3, size=(64, 80), counts=small)[0]
-    c = generate(tmp_path / "c", ["pushpins"], seed=4, size=(64, 80), counts=small)[0]
-    files = sorted(p.relative_to(a) for p in a.rglob("*.png"))
-    assert files == sorted(p.relative_to(b) for p in b.rglob("*.png"))
-    assert all((a / f).read_bytes() == (b / f).read_bytes() for f in files)
-    assert any((a / f).read_bytes() != (c / f).read_bytes() for f in files if (c / f).exists())
-    assert fingerprint(load_category(a)) == fingerprint(load_category(b))
-
-
 def test_fingerprint_changes_with_files(hand_loco):
     before = fingerprint(load_category(hand_loco))
     assert before == fingerprint(load_category(hand_loco))
@@ -101,3 +58,28 @@ def test_sample_set_images_resized(tiny_synthetic):
     cat = load_category(tiny_synthetic / "flat_connector")
     imgs = cat.split("train")[:3].load_images((32, 48))
     assert imgs.shape == (3, 32, 48, 3) and imgs.dtype == np.uint8
+
+
+def test_empty_train_set_is_a_user_error(hand_loco):
+    for p in (hand_loco / "train" / "good").iterdir():
+        p.unlink()
+    with pytest.raises(UserError, match="no training images.*datasets check"):
+        load_category(hand_loco)
+
+
+def test_merged_mask_tolerates_a_mask_at_another_size(hand_loco):
+    """The validator flags it; loading still works (mask aligned to its image)."""
+    m = np.zeros((20, 30), np.uint8)
+    m[0:5, 0:5] = 2
+    write_png(hand_loco / "ground_truth" / "structural_anomalies" / "000" / "000.png", m)
+    sample = load_category(hand_loco).test[3]
+    mask = sample.load_mask()
+    assert mask.shape == (40, 60) and mask.sum() == 100  # 5x5 at half size -> 10x10
+
+
+def test_loco_layout_detected_without_config(hand_loco):
+    (hand_loco / "defects_config.json").unlink()
+    cat = load_category(hand_loco)
+    assert cat.format == "loco" and cat.defects == {}
+    regions = cat.split("test").load_regions()[2]
+    assert [r.saturation for r in regions] == [r.area for r in regions]  # unknown id: full area

@@ -78,7 +78,29 @@ def _break_empty_mask(cat):
     return "structural_anomalies/000/000.png", "empty mask"
 
 
+def _break_unexpected_folder(cat):
+    (cat / "test" / "logical").mkdir()
+    return "test/logical", "unexpected folder"
+
+
+def _break_duplicate_pixel_value(cat):
+    cfg = json.loads((cat / "defects_config.json").read_text())
+    cfg[1]["pixel_value"] = 1
+    (cat / "defects_config.json").write_text(json.dumps(cfg))
+    return "defects_config.json", "pixel value 1 listed twice"
+
+
+def _break_relative_threshold(cat):
+    cfg = json.loads((cat / "defects_config.json").read_text())
+    cfg[1]["saturation_threshold"] = 50
+    (cat / "defects_config.json").write_text(json.dumps(cfg))
+    return "defects_config.json", "relative saturation_threshold 50.0 outside (0, 1]"
+
+
 BREAKERS = [
+    _break_unexpected_folder,
+    _break_duplicate_pixel_value,
+    _break_relative_threshold,
     _break_missing_split,
     _break_missing_test_subset,
     _break_mask_without_image,

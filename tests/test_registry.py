@@ -123,6 +123,10 @@ def test_builtin_file_is_valid_yaml_with_comments():
 def test_methods_command(capsys, tmp_path):
     assert main(["methods"]) == 0
     out = capsys.readouterr().out
-    assert "pixelstats" in out and "fcaa92f124fb" in out and "planned" in out
+    assert "pixelstats" in out and "fcaa92f124fb" in out and "Apache-2.0" in out
+    planned = _write(tmp_path, {"pixelstats": {"status": "planned"}})
+    assert main(["methods", "--registry", str(planned)]) == 0
+    row = next(ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("pixelstats"))
+    assert "planned" in row
     assert main(["methods", "--registry", str(_write(tmp_path, {"x": {"params": {}}}))]) == 2
     assert "missing 'adapter'" in capsys.readouterr().err

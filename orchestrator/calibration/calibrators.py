@@ -17,9 +17,12 @@ from sklearn.linear_model import LogisticRegression
 
 
 class Calibrator:
+    """Base class: ``fit(scores, labels)`` (labels: True = anomalous), ``predict(scores)``."""
+
     kind = ""
 
     def fit(self, scores: np.ndarray, labels: np.ndarray) -> Calibrator:
+        """Fit on raw anomaly scores and binary labels (needs both classes). Returns self."""
         scores = np.asarray(scores, dtype=np.float64)
         labels = np.asarray(labels, dtype=bool)
         if len(np.unique(labels)) < 2:
@@ -30,6 +33,7 @@ class Calibrator:
         return self
 
     def predict(self, scores: np.ndarray) -> np.ndarray:
+        """Probability of being anomalous for each raw score, in [0, 1]."""
         return np.clip(self._predict(self._z(np.asarray(scores, dtype=np.float64))), 0.0, 1.0)
 
     def _z(self, scores: np.ndarray) -> np.ndarray:
@@ -43,7 +47,9 @@ class Calibrator:
 
 
 class Platt(Calibrator):
-    """Platt scaling: p = sigmoid(a * z + b), a logistic regression on the standardised score."""
+    """Platt scaling (Platt, 1999): p = sigmoid(a * z + b), a logistic regression on the
+    standardised score, practically unregularised (C = 1e4): on separable data it becomes a
+    near 0/1 step, which is what the bounded sigmoid avoids."""
 
     kind = "platt"
 
@@ -142,6 +148,7 @@ CALIBRATORS = {c.kind: c for c in (Platt, BoundedSigmoid, Isotonic, HistogramBin
 
 
 def make_calibrator(kind: str) -> Calibrator:
+    """An unfitted calibrator of ``kind`` (a key of :data:`CALIBRATORS`)."""
     try:
         return CALIBRATORS[kind]()
     except KeyError as exc:

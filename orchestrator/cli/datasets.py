@@ -24,20 +24,25 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="flat_connector,pushpins",
         help="comma-separated (default: flat_connector,pushpins)",
     )
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--seed", type=int, default=0, help="random seed (same seed, same files)")
     s.add_argument("--size", default="192x256", help="image size HxW (default 192x256)")
+    s.add_argument("--train", type=int, default=None, help="train images (default 40)")
+    s.add_argument(
+        "--test", type=int, default=None, help="test images per subset good/logical/structural (20)"
+    )
     s.set_defaults(func=_synth)
 
     ls = dsub.add_parser("list", help="list the categories of a dataset and their split sizes")
     ls.add_argument("--dataset", default="synthetic", help="synthetic|loco|mvtec|custom")
-    ls.add_argument("--dataset-root", type=Path, default=None)
+    ls.add_argument("--dataset-root", type=Path, default=None, help="folder of categories")
+    ls.add_argument("--categories", default=None, help="comma-separated category names")
     ls.set_defaults(func=_list)
 
 
 def _check(args: argparse.Namespace) -> int:
     from orchestrator.data.validate import validate
 
-    problems = validate(args.path)
+    problems = validate(args.path, progress=sys.stderr.isatty())
     for p in problems:
         print(p)
     if problems:
@@ -68,7 +73,20 @@ def _synth(args: argparse.Namespace) -> int:
     unknown = [c for c in cats if c not in GENERATORS]
     if unknown:
         raise UserError(f"unknown categories {unknown}; available: {', '.join(GENERATORS)}")
-    for path in generate(args.out, cats, seed=args.seed, size=parse_size(args.size)):
+    if args.train is not None and args.train < 1 or args.test is not None and args.test < 1:
+        raise UserError("--train and --test need at least 1 image")
+    paths = generate(
+        args.out,
+        cats,
+        seed=args.seed,
+        size=parse_size(args.size),
+        n_train=args.train,
+        n_good=args.test,
+        n_logical=args.test,
+        n_structural=args.test,
+        progress=sys.stderr.isatty(),
+    )
+    for path in paths:
         problems = validate(path)
         status = "OK" if not problems else f"{len(problems)} problems"
         print(f"wrote {path} ({status})")
@@ -78,7 +96,8 @@ def _synth(args: argparse.Namespace) -> int:
 def _list(args: argparse.Namespace) -> int:
     from orchestrator.data import fingerprint, load_dataset
 
-    for cat in load_dataset(args.dataset, args.dataset_root):
+    names = [c.strip() for c in args.categories.split(",")] if args.categories else None
+    for cat in load_dataset(args.dataset, args.dataset_root, names):
         counts = {
             lab: sum(s.label == lab for s in cat.test)
             for lab in ("good", "logical", "structural", "anomaly")

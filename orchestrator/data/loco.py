@@ -11,11 +11,8 @@ MVTec LOCO AD::
 One ground-truth PNG is one annotated defect region; its non-zero pixel value is the defect id
 listed in ``defects_config.json`` with its saturation threshold.
 
-MVTec AD::
-
-    <category>/train/good/*.png
-    <category>/test/<defect_type>/*.png           (good among them)
-    <category>/ground_truth/<defect_type>/<image_id>_mask.png
+MVTec AD folders are read by :mod:`orchestrator.data.mvtec`; :func:`load_category` detects
+the layout and dispatches.
 """
 
 from __future__ import annotations
@@ -84,13 +81,23 @@ def load_category(category_dir: str | Path, fmt: str = "auto") -> Category:
         raise UserError(f"{category_dir}: no such category folder")
     fmt = detect_format(category_dir) if fmt == "auto" else fmt
     if fmt == "loco":
-        return _load_loco(category_dir)
-    if fmt == "mvtec":
-        return _load_mvtec(category_dir)
-    raise UserError(f"unknown dataset format {fmt!r} (expected loco or mvtec)")
+        category = _load_loco(category_dir)
+    elif fmt == "mvtec":
+        from orchestrator.data.mvtec import load_mvtec
+
+        category = load_mvtec(category_dir)
+    else:
+        raise UserError(f"unknown dataset format {fmt!r} (expected loco or mvtec)")
+    if not category.train:
+        raise UserError(
+            f"{category_dir}: no training images in train/good "
+            f"(see what is wrong with: orchestrate datasets check {category_dir})"
+        )
+    return category
 
 
-def _good(category_dir: Path, split: str) -> list[Sample]:
+def good_samples(category_dir: Path, split: str) -> list[Sample]:
+    """The images of ``<category>/<split>/good`` as good samples."""
     return [
         Sample(p, p.stem, split, "good", "good", (), category_dir.name)
         for p in list_images(category_dir / split / "good")
@@ -112,32 +119,8 @@ def _load_loco(category_dir: Path) -> Category:
         name=name,
         root=category_dir,
         format="loco",
-        train=_good(category_dir, "train"),
-        validation=_good(category_dir, "validation"),
+        train=good_samples(category_dir, "train"),
+        validation=good_samples(category_dir, "validation"),
         test=test,
         defects=defects,
-    )
-
-
-def _load_mvtec(category_dir: Path) -> Category:
-    name = category_dir.name
-    test: list[Sample] = []
-    test_dir = category_dir / "test"
-    subsets = sorted(p.name for p in test_dir.iterdir() if p.is_dir()) if test_dir.is_dir() else []
-    for subset in subsets:
-        for p in list_images(test_dir / subset):
-            if subset == "good":
-                test.append(Sample(p, p.stem, "test", "good", "good", (), name))
-                continue
-            mask = category_dir / "ground_truth" / subset / f"{p.stem}_mask.png"
-            masks = (mask,) if mask.exists() else ()
-            test.append(Sample(p, p.stem, "test", subset, "anomaly", masks, name))
-    return Category(
-        name=name,
-        root=category_dir,
-        format="mvtec",
-        train=_good(category_dir, "train"),
-        validation=_good(category_dir, "validation"),
-        test=test,
-        defects={},
     )

@@ -21,15 +21,16 @@ import math
 import shutil
 import tempfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
+from tqdm import tqdm
 
 from orchestrator.paths import cache_dir
 
-GENERATOR_VERSION = "v1"
+GENERATOR_VERSION = "v2"
 CATEGORIES = ("flat_connector", "pushpins")
 DEFAULT_SIZE = (192, 256)  # (H, W)
 
@@ -78,40 +79,49 @@ def _mask(size: tuple[int, int], paint: Callable[[ImageDraw.ImageDraw], None]) -
 
 
 # --------------------------------------------------------------------------- textures
-def _cloth(rng: np.random.Generator, size: tuple[int, int]) -> np.ndarray:
+def _lowres_noise(rng: np.random.Generator, size: tuple[int, int], cell: int) -> np.ndarray:
+    """Smooth noise (std ~1): Gaussian noise on a coarse grid, upsampled bilinearly."""
     h, w = size
-    base = rng.normal(0, 1, (h, w))
-    weave = 0.6 * np.sin(np.arange(w)[None, :] * 1.3) * np.sin(np.arange(h)[:, None] * 1.3)
-    cloth = 38 + 8 * base + 6 * weave
-    return np.repeat(cloth[..., None], 3, axis=2) * np.array([0.9, 0.95, 1.1])
+    coarse = rng.normal(0, 1, (max(2, h // cell), max(2, w // cell))).astype(np.float32)
+    return np.asarray(Image.fromarray(coarse).resize((w, h), Image.BILINEAR), dtype=np.float64)
+
+
+def _cloth(rng: np.random.Generator, size: tuple[int, int]) -> np.ndarray:
+    """Dark woven cloth: a fine weave, coarse mottling and a little per-pixel noise."""
+    h, w = size
+    weave = np.sin(np.arange(w)[None, :] * 1.3) * np.sin(np.arange(h)[:, None] * 1.3)
+    cloth = 38 + 7 * _lowres_noise(rng, size, 6) + 5 * weave + rng.normal(0, 1.5, (h, w))
+    return cloth[..., None] * np.array([0.9, 0.95, 1.1])
 
 
 def _finish(rng: np.random.Generator, img: np.ndarray) -> np.ndarray:
-    """Lighting (gain and a linear gradient) and sensor noise, then uint8."""
+    """Lighting (gain and a linear gradient) and sensor noise (grey), then uint8."""
     h, w = img.shape[:2]
-    gain = rng.uniform(0.9, 1.1)
+    gain = rng.uniform(0.88, 1.12)
     gx, gy = rng.uniform(-0.08, 0.08, 2)
     grad = 1 + gx * np.linspace(-1, 1, w)[None, :] + gy * np.linspace(-1, 1, h)[:, None]
-    out = img * gain * grad[..., None] + rng.normal(0, 2.5, img.shape)
+    out = img * gain * grad[..., None] + rng.normal(0, 1.5, (h, w, 1))
     return np.clip(out, 0, 255).astype(np.uint8)
 
 
 def _paint(img: np.ndarray, mask: np.ndarray, color, noise: float, rng) -> None:
-    col = np.asarray(color, dtype=np.float64)
-    n = rng.normal(0, noise, (int(mask.sum()), 1)) if noise else 0
-    img[mask] = col + n
+    """Fill ``mask`` with ``color`` plus mottling (coarse) and speckle (fine) of ``noise`` std."""
+    texture = noise * (0.8 * _lowres_noise(rng, mask.shape, 8) + 0.6 * rng.normal(0, 1, mask.shape))
+    img[mask] = np.asarray(color, dtype=np.float64) + texture[mask][:, None]
 
 
 # --------------------------------------------------------------------------- flat connector
+PLATE_W, PLATE_H, HOLE_R = 170.0, 110.0, 9.0
+# (name, pixel value, saturation threshold, relative). Absolute thresholds are areas in part
+# units (scaled to pixels at write time): a missing hole is found once one hole's area is hit.
 FLAT_DEFECTS = [
-    ("missing_hole", 1, 250.0, False),
+    ("missing_hole", 1, round(math.pi * HOLE_R**2), False),
     ("extra_hole", 2, 1.0, True),
     ("wrong_size_hole", 3, 0.5, True),
     ("scratch", 4, 1.0, True),
     ("edge_damage", 5, 1.0, True),
     ("cut_corner", 6, 1.0, True),
 ]
-PLATE_W, PLATE_H, HOLE_R = 170.0, 110.0, 9.0
 HOLES = [(-60 + 40 * i, -25 + 50 * j) for j in range(2) for i in range(4)]
 
 
@@ -120,7 +130,8 @@ def _flat_connector(
 ) -> tuple[np.ndarray, list[tuple[int, np.ndarray]]]:
     """One image of the flat connector; ``kind`` None = good. Returns image and regions."""
     pose = Pose(rng, size)
-    img = _cloth(rng, size)
+    cloth = _cloth(rng, size)
+    img = cloth.copy()
     corners = [
         (-PLATE_W / 2, -PLATE_H / 2),
         (PLATE_W / 2, -PLATE_H / 2),
@@ -181,7 +192,7 @@ def _flat_connector(
             + [_disk(d, pose.pt(x, y), pose.r(r), 1) for x, y, r in extra]
         ),
     )
-    img[holes] = _cloth(rng, size)[holes] * 0.8
+    img[holes] = cloth[holes] * 0.8
     for x, y, r in extra:
         regions.append(
             (2, _mask(size, lambda d, x=x, y=y, r=r: _disk(d, pose.pt(x, y), pose.r(r), 1)))
@@ -202,13 +213,14 @@ def _flat_connector(
 
 
 # --------------------------------------------------------------------------- pushpins
+BOX_W, BOX_H, PIN_R = 180.0, 120.0, 9.5
+# a missing pin: the region is the whole compartment, saturated by the area of one pin head
 PIN_DEFECTS = [
-    ("missing_pin", 1, 180.0, False),
+    ("missing_pin", 1, round(math.pi * PIN_R**2), False),
     ("extra_pin", 2, 1.0, True),
     ("broken_pin", 3, 1.0, True),
     ("bent_pin", 4, 1.0, True),
 ]
-BOX_W, BOX_H, PIN_R = 180.0, 120.0, 7.5
 PIN_COLORS = [(205, 40, 40), (40, 90, 200), (230, 190, 30), (40, 160, 70)]
 
 
@@ -218,7 +230,7 @@ def _pushpins(
     pose = Pose(rng, size)
     img = np.empty((*size, 3))
     img[:] = (70, 72, 78)
-    img += rng.normal(0, 3, img.shape)
+    img += 4 * _lowres_noise(rng, size, 6)[..., None] + rng.normal(0, 2, (*size, 1))
     box_poly = [
         pose.pt(x, y)
         for x, y in [
@@ -288,36 +300,45 @@ def _pushpins(
     for x, y, k in pins:
         ang = rng.uniform(0, 2 * math.pi)
         nl = 14.0
-        if k == bent:
-            ang_b = ang + rng.choice([-1, 1]) * rng.uniform(1.2, 1.9)
-            mid = (x + 8 * math.cos(ang), y + 8 * math.sin(ang))
-            end = (mid[0] + 12 * math.cos(ang_b), mid[1] + 12 * math.sin(ang_b))
+        width = max(2, int(round(pose.r(2.5))))
+        if k == bent:  # a long needle kinked sideways, thicker where it is deformed
+            ang_b = ang + rng.choice([-1, 1]) * rng.uniform(1.3, 1.9)
+            mid = (x + 7 * math.cos(ang), y + 7 * math.sin(ang))
+            blen = rng.uniform(18, 24)
+            end = (mid[0] + blen * math.cos(ang_b), mid[1] + blen * math.sin(ang_b))
             pts = [pose.pt(x, y), pose.pt(*mid), pose.pt(*end)]
+            width = max(3, int(round(pose.r(4.5))))
         else:
             pts = [pose.pt(x, y), pose.pt(x + nl * math.cos(ang), y + nl * math.sin(ang))]
-        needle = _mask(size, lambda d, p=pts: d.line(p, fill=1, width=max(2, int(pose.r(2.2)))))
-        img[needle] = (105, 108, 118)
+        needle = _mask(size, lambda d, p=pts, w=width: d.line(p, fill=1, width=w, joint="curve"))
+        img[needle] = (62, 64, 72)
         head = _mask(size, lambda d, x=x, y=y: _disk(d, pose.pt(x, y), pose.r(PIN_R), 1))
-        if k == broken:
-            chord = rng.uniform(-0.2, 0.5) * PIN_R
+        if k == broken:  # a piece of the head broken off and lying next to the pin
+            chord = rng.uniform(-0.4, 0.1) * PIN_R
             a = rng.uniform(0, 2 * math.pi)
             yy, xx = np.mgrid[: size[0], : size[1]]
             cx, cy = pose.pt(x, y)
             proj = (xx - cx) * math.cos(a) + (yy - cy) * math.sin(a)
             lost = head & (proj > pose.r(chord))
             head &= ~lost
+            shift = pose.r(rng.uniform(8, 12))
+            dy, dx = int(round(shift * math.sin(a))), int(round(shift * math.cos(a)))
+            piece = np.roll(lost, (dy, dx), axis=(0, 1)) & ~head
             img[lost] = (214, 200, 172)
             img[head] = color
-            region = _mask(size, lambda d, x=x, y=y: _disk(d, pose.pt(x, y), pose.r(PIN_R + 1), 1))
-            regions.append((3, region))
+            img[piece] = np.array(color) * 0.75
+            crack = _mask(size, lambda d, x=x, y=y: _disk(d, pose.pt(x, y), pose.r(PIN_R + 1), 1))
+            regions.append((3, crack | piece))
             continue
         img[head] = np.array(color) + rng.normal(0, 6, 3)
         if k == bent:
             regions.append(
                 (
                     4,
-                    needle
-                    | _mask(size, lambda d, p=pts: d.line(p, fill=1, width=max(3, int(pose.r(5))))),
+                    _mask(
+                        size,
+                        lambda d, p=pts, w=width + 2: d.line(p, fill=1, width=w, joint="curve"),
+                    ),
                 )
             )
         if k == -1:
@@ -351,6 +372,7 @@ def generate_category(
     seed: int = 0,
     size: tuple[int, int] = DEFAULT_SIZE,
     counts: Counts = Counts(),
+    progress: bool = False,
 ) -> Path:
     """Write one synthetic category in MVTec LOCO AD layout to ``out_dir/name``."""
     if name not in GENERATORS:
@@ -359,6 +381,8 @@ def generate_category(
     ids = {d[0]: d[1] for d in defects}
     root = Path(out_dir) / name
     rng = np.random.default_rng([seed, sum(map(ord, name))])
+    total = counts.train + counts.validation + counts.good + counts.logical + counts.structural
+    bar = tqdm(total=total, desc=f"synth {name}", unit="img", disable=not progress, leave=False)
     for split, n in (
         ("train", counts.train),
         ("validation", counts.validation),
@@ -367,23 +391,37 @@ def generate_category(
         for i in range(n):
             img, _ = make(rng, size, None)
             _save(_finish(rng, img), root / split / "good" / f"{i:03d}.png")
+            bar.update()
     for subset, kinds, n in (
         ("logical_anomalies", logical, counts.logical),
         ("structural_anomalies", structural, counts.structural),
     ):
         for i in range(n):
             kind = kinds[i % len(kinds)]
-            img, regions = make(rng, size, kind)
-            _save(_finish(rng, img), root / "test" / subset / f"{i:03d}.png")
-            assert regions and all(r.any() for _, r in regions), (name, kind)
+            for _attempt in range(50):  # redraw the rare anomaly that vanishes at small sizes
+                img, regions = make(rng, size, kind)
+                if regions and all(r.any() for _, r in regions):
+                    break
+            else:
+                raise RuntimeError(f"{name}: could not place a {kind} at size {size}")
             assert all(v == ids[kind] for v, _ in regions), (name, kind)
+            _save(_finish(rng, img), root / "test" / subset / f"{i:03d}.png")
             for j, (value, region) in enumerate(regions):
                 mask = region.astype(np.uint8) * value
                 _save(
                     mask, root / "ground_truth" / subset / f"{i:03d}" / f"{j:03d}.png", blur=False
                 )
+            bar.update()
+    bar.close()
+    scale = min(size) / 192.0  # Pose.s: part units -> pixels
     config = [
-        {"defect_name": d, "pixel_value": v, "saturation_threshold": t, "relative_saturation": rel}
+        {
+            "defect_name": d,
+            "pixel_value": v,
+            # absolute thresholds are given in part units^2 and scaled to this image size
+            "saturation_threshold": t if rel else round(t * scale * scale),
+            "relative_saturation": rel,
+        }
         for d, v, t, rel in defects
     ]
     (root / "defects_config.json").write_text(json.dumps(config, indent=2))
@@ -395,21 +433,66 @@ def generate(
     categories: Sequence[str] = CATEGORIES,
     seed: int = 0,
     size: tuple[int, int] = DEFAULT_SIZE,
-    counts: Counts = Counts(),
+    counts: Counts | None = None,
+    *,
+    n_train: int | None = None,
+    n_validation: int | None = None,
+    n_good: int | None = None,
+    n_logical: int | None = None,
+    n_structural: int | None = None,
+    progress: bool = False,
 ) -> list[Path]:
-    """Write the given synthetic categories under ``out_dir``; returns their folders."""
-    return [generate_category(Path(out_dir), c, seed, size, counts) for c in categories]
+    """Write the given synthetic categories under ``out_dir``; returns their folders.
+
+    ``size`` is ``(H, W)``. Image counts come from ``counts`` (default :class:`Counts`), each
+    overridable by ``n_train``, ``n_validation``, ``n_good`` (good test images),
+    ``n_logical`` and ``n_structural``. ``progress`` shows a tqdm bar per category.
+    """
+    counts = counts or Counts()
+    overrides = {
+        "train": n_train,
+        "validation": n_validation,
+        "good": n_good,
+        "logical": n_logical,
+        "structural": n_structural,
+    }
+    counts = replace(counts, **{k: v for k, v in overrides.items() if v is not None})
+    return [
+        generate_category(Path(out_dir), c, seed, tuple(size), counts, progress) for c in categories
+    ]
 
 
-def ensure_synthetic(seed: int = 0) -> Path:
-    """The default synthetic dataset in the cache, generated atomically on first use."""
-    target = cache_dir() / "synthetic" / f"{GENERATOR_VERSION}-seed{seed}"
+def synthetic_cache_path(
+    seed: int = 0, size: tuple[int, int] = DEFAULT_SIZE, counts: Counts | None = None
+) -> Path:
+    """Cache folder of a synthetic dataset: ``<cache>/synthetic/<version>-seed<N>`` for the
+    default size and counts, with a ``-<H>x<W>-<counts>`` suffix otherwise."""
+    name = f"{GENERATOR_VERSION}-seed{seed}"
+    counts = counts or Counts()
+    if tuple(size) != DEFAULT_SIZE or counts != Counts():
+        c = counts
+        name += f"-{size[0]}x{size[1]}-{c.train}-{c.validation}-{c.good}-{c.logical}-{c.structural}"
+    return cache_dir() / "synthetic" / name
+
+
+def ensure_synthetic(
+    seed: int = 0,
+    size: tuple[int, int] = DEFAULT_SIZE,
+    counts: Counts | None = None,
+    progress: bool = False,
+) -> Path:
+    """The synthetic dataset in the cache, generated on first use.
+
+    Written to a temporary folder next to the target and renamed into place, so an
+    interrupted run or a concurrent one never leaves a half-written dataset behind.
+    """
+    target = synthetic_cache_path(seed, size, counts)
     if target.is_dir():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=target.parent))
     try:
-        generate(tmp, seed=seed)
+        generate(tmp, seed=seed, size=size, counts=counts, progress=progress)
         try:
             tmp.rename(target)
         except OSError:  # another process won the race

@@ -119,8 +119,10 @@ class Sample:
         shape = self.native_size()
         merged = np.zeros(shape, dtype=bool)
         for p in self.mask_paths:
-            m = read_gray(p)
-            merged |= m > 0
+            m = read_gray(p) > 0
+            if m.shape != shape:  # a mask at another size than its image: align, don't crash
+                m = resize_mask(m, shape)
+            merged |= m
         return resize_mask(merged, size) if size is not None else merged
 
     def load_regions(

@@ -8,8 +8,10 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from tqdm import tqdm
 
 from orchestrator.data.loco import LOCO_TEST_SUBSETS, detect_format, list_images
+from orchestrator.data.mvtec import mvtec_mask_path
 
 
 @dataclass(frozen=True)
@@ -44,29 +46,56 @@ def _check_good_split(cat: Path, split: str, problems: list[Problem], required: 
         _open(p, problems)
 
 
+REQUIRED_KEYS = {"defect_name", "pixel_value", "saturation_threshold", "relative_saturation"}
+
+
 def _read_config(cat: Path, problems: list[Problem]) -> set[int] | None:
+    """Pixel values listed in ``defects_config.json``; each malformed entry is a problem."""
     path = cat / "defects_config.json"
     if not path.exists():
         problems.append(Problem(path, "missing defects_config.json"))
         return None
     try:
         entries = json.loads(path.read_text())
-        values = set()
-        for e in entries:
-            missing = {
-                "defect_name",
-                "pixel_value",
-                "saturation_threshold",
-                "relative_saturation",
-            } - set(e)
-            if missing:
-                problems.append(Problem(path, f"entry {e!r} lacks {', '.join(sorted(missing))}"))
-                continue
-            values.add(int(e["pixel_value"]))
-        return values
-    except (json.JSONDecodeError, TypeError, ValueError, AttributeError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         problems.append(Problem(path, f"malformed defects config ({exc})"))
         return None
+    if not isinstance(entries, list):
+        problems.append(Problem(path, "malformed defects config (expected a JSON list)"))
+        return None
+    values: set[int] = set()
+    for e in entries:
+        if not isinstance(e, dict):
+            problems.append(Problem(path, f"entry {e!r} is not an object"))
+            continue
+        missing = REQUIRED_KEYS - set(e)
+        if missing:
+            problems.append(Problem(path, f"entry {e!r} lacks {', '.join(sorted(missing))}"))
+            continue
+        try:
+            value, threshold = int(e["pixel_value"]), float(e["saturation_threshold"])
+        except (TypeError, ValueError):
+            problems.append(
+                Problem(path, f"entry {e!r}: pixel_value/saturation_threshold must be numbers")
+            )
+            continue
+        if value in values:
+            problems.append(Problem(path, f"pixel value {value} listed twice"))
+        if not 1 <= value <= 255:
+            problems.append(Problem(path, f"pixel value {value} outside 1..255"))
+        if e["relative_saturation"] and not 0 < threshold <= 1:
+            problems.append(
+                Problem(
+                    path,
+                    f"{e['defect_name']}: relative saturation_threshold {threshold} outside (0, 1]",
+                )
+            )
+        elif not e["relative_saturation"] and threshold <= 0:
+            problems.append(
+                Problem(path, f"{e['defect_name']}: absolute saturation_threshold must be > 0")
+            )
+        values.add(value)
+    return values
 
 
 def validate_loco(cat: Path) -> list[Problem]:
@@ -74,6 +103,17 @@ def validate_loco(cat: Path) -> list[Problem]:
     _check_good_split(cat, "train", problems, required=True)
     _check_good_split(cat, "validation", problems, required=True)
     values = _read_config(cat, problems)
+    for folder in (cat / "test", cat / "ground_truth"):
+        if folder.is_dir():
+            for d in sorted(p for p in folder.iterdir() if p.is_dir()):
+                if d.name not in LOCO_TEST_SUBSETS:
+                    problems.append(
+                        Problem(
+                            d,
+                            "unexpected folder (LOCO has good, logical_anomalies, "
+                            "structural_anomalies)",
+                        )
+                    )
     for subset, label in LOCO_TEST_SUBSETS.items():
         folder = cat / "test" / subset
         if not folder.is_dir():
@@ -149,7 +189,7 @@ def validate_mvtec(cat: Path) -> list[Problem]:
             img = _open(img_path, problems)
             if sub.name == "good":
                 continue
-            mask = gt / f"{img_path.stem}_mask.png"
+            mask = mvtec_mask_path(cat, sub.name, img_path.stem)
             if not mask.exists():
                 problems.append(Problem(img_path, f"image without masks (expected {mask})"))
                 continue
@@ -169,7 +209,7 @@ def validate_mvtec(cat: Path) -> list[Problem]:
     return problems
 
 
-def validate(path: str | Path) -> list[Problem]:
+def validate(path: str | Path, progress: bool = False) -> list[Problem]:
     """All problems of a category folder or of a dataset root holding several categories."""
     path = Path(path)
     if not path.is_dir():
@@ -186,7 +226,7 @@ def validate(path: str | Path) -> list[Problem]:
     if not cats:
         return [Problem(path, "no category folders found (a category has train/ and test/)")]
     problems: list[Problem] = []
-    for cat in cats:
+    for cat in tqdm(cats, desc="checking", unit="category", disable=not progress, leave=False):
         fmt = detect_format(cat)
         problems += validate_loco(cat) if fmt == "loco" else validate_mvtec(cat)
     return problems

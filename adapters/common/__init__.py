@@ -1,0 +1,47 @@
+"""Building blocks shared by the native implementations (and the upstream drivers).
+
+Public API (small on purpose; other adapters may import any of these):
+
+- ``build_backbone(name, pretrained, weights_path, seed)``: a torchvision model, eval mode;
+  ``pretrained=False`` gives a random init fixed by ``seed``.
+- ``LayerFeatures(backbone, layers)``: frozen feature maps of named layers.
+- ``PatchEmbedder(backbone, layers, patchsize, pretrain_dim, target_dim)``: PatchCore's
+  locally aware patch features ``[N, h, w, D]`` (also SimpleNet's extractor).
+- ``to_tensor(images)``, ``batches(sample_set, size, batch_size, device)``: uint8 images to
+  ImageNet-normalised float tensors, in batches; ``IMAGENET_MEAN``, ``IMAGENET_STD``.
+- ``gaussian_blur(maps, sigma)``, ``upsample(maps, size)``: ``[N, H, W]`` map helpers.
+- ``as_size(image_size)``, ``resolve_device(device)``, ``seed_everything(seed)``.
+- ``upstream_modules(path, names)``: import loose modules of a vendored checkout in isolation.
+"""
+
+from adapters.common.backbone import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    LayerFeatures,
+    as_size,
+    batches,
+    build_backbone,
+    gaussian_blur,
+    resolve_device,
+    seed_everything,
+    to_tensor,
+    upsample,
+)
+from adapters.common.patches import PatchEmbedder
+from adapters.common.upstream import upstream_modules
+
+__all__ = [
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "LayerFeatures",
+    "PatchEmbedder",
+    "as_size",
+    "batches",
+    "build_backbone",
+    "gaussian_blur",
+    "resolve_device",
+    "seed_everything",
+    "to_tensor",
+    "upsample",
+    "upstream_modules",
+]

@@ -1,0 +1,131 @@
+"""Backbones for the native implementations: torchvision CNNs with named intermediate layers.
+
+``pretrained: true`` loads torchvision's ImageNet weights through torchvision's own loading
+(needs network access once, then its cache); ``weights_path`` loads a local state dict;
+``pretrained: false`` gives a random initialisation that is fixed by the seed (tests).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import torchvision
+from torch import nn
+from torchvision.models.feature_extraction import create_feature_extractor
+
+from orchestrator.data.types import SampleSet
+from orchestrator.errors import UserError
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def build_backbone(
+    name: str, pretrained: bool = False, weights_path: str | None = None, seed: int = 0
+) -> nn.Module:
+    """A torchvision classification model by name, in eval mode."""
+    try:
+        ctor = getattr(torchvision.models, name)
+    except AttributeError as exc:
+        raise UserError(f"unknown torchvision backbone {name!r}") from exc
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = ctor(weights="DEFAULT" if pretrained and not weights_path else None)
+    if weights_path:
+        state = torch.load(Path(weights_path), map_location="cpu", weights_only=True)
+        model.load_state_dict(state)
+    return model.eval()
+
+
+class LayerFeatures(nn.Module):
+    """Feature maps of named layers of a backbone (frozen), e.g. ``["layer2", "layer3"]``."""
+
+    def __init__(self, backbone: nn.Module, layers: Sequence[str]):
+        super().__init__()
+        self.layers = list(layers)
+        self.body = create_feature_extractor(backbone, return_nodes={n: n for n in self.layers})
+        for p in self.body.parameters():
+            p.requires_grad_(False)
+        self.body.eval()
+
+    @torch.no_grad()
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        out = self.body(x)
+        return [out[n] for n in self.layers]
+
+
+def as_size(size: int | Sequence[int]) -> tuple[int, int]:
+    """``image_size`` config (int or [H, W]) as ``(H, W)``."""
+    if isinstance(size, int | float):
+        return int(size), int(size)
+    return int(size[0]), int(size[1])
+
+
+def to_tensor(images: np.ndarray, device: str | torch.device = "cpu") -> torch.Tensor:
+    """uint8 ``[N, H, W, 3]`` -> ImageNet-normalised float ``[N, 3, H, W]``."""
+    x = torch.from_numpy(images).to(device).permute(0, 3, 1, 2).float() / 255.0
+    mean = torch.tensor(IMAGENET_MEAN, device=x.device).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, device=x.device).view(1, 3, 1, 1)
+    return (x - mean) / std
+
+
+def batches(
+    data: SampleSet, size: tuple[int, int], batch_size: int, device: str | torch.device = "cpu"
+) -> Iterator[torch.Tensor]:
+    """The set's images resized to ``size``, normalised, in batches."""
+    for start in range(0, len(data), batch_size):
+        yield to_tensor(data[start : start + batch_size].load_images(size), device)
+
+
+def _symmetric_index(n: int, radius: int, device: torch.device) -> torch.Tensor:
+    """Indices of a length-``n`` axis padded by ``radius`` with half-sample symmetry."""
+    i = torch.arange(-radius, n + radius, device=device) % (2 * n)
+    return torch.where(i >= n, 2 * n - 1 - i, i)
+
+
+def gaussian_blur(maps: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Gaussian smoothing of ``[N, H, W]`` maps, as ``scipy.ndimage.gaussian_filter``.
+
+    Separable kernel of radius ``int(4 * sigma + 0.5)``, boundary mode "reflect"
+    (half-sample symmetric), so results match scipy's defaults to float precision.
+    """
+    if sigma <= 0:
+        return maps
+    radius = int(4 * sigma + 0.5)
+    xs = torch.arange(-radius, radius + 1, dtype=maps.dtype, device=maps.device)
+    k = torch.exp(-(xs**2) / (2 * sigma**2))
+    k = k / k.sum()
+    h, w = maps.shape[-2:]
+    x = maps[:, None]
+    x = x[..., _symmetric_index(w, radius, maps.device)]
+    x = F.conv2d(x, k.view(1, 1, 1, -1))
+    x = x[..., _symmetric_index(h, radius, maps.device), :]
+    x = F.conv2d(x, k.view(1, 1, -1, 1))
+    return x[:, 0]
+
+
+def upsample(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Bilinear resize of ``[N, h, w]`` maps to ``size``."""
+    if tuple(maps.shape[-2:]) == tuple(size):
+        return maps
+    out = F.interpolate(maps[:, None], size=tuple(size), mode="bilinear", align_corners=False)
+    return out[:, 0]
+
+
+def resolve_device(device: str) -> torch.device:
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        return torch.device("cpu")
+    return torch.device(device)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's, numpy's and torch's global generators (upstream code uses them)."""
+    import random
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)

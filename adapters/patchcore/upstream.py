@@ -1,0 +1,122 @@
+"""PatchCore, upstream source: drives vendor/patchcore (amazon-science/patchcore-inspection,
+a package under ``src/``) unmodified, from outside.
+
+How: ``src/`` goes on ``sys.path`` and its ``patchcore.patchcore.PatchCore`` is built with our
+config through its own ``load(...)``: our backbone object (built by adapters.common with the
+same seed / weights as the native source, instead of its ``backbones.load`` which always
+downloads ImageNet weights), its ``ApproximateGreedyCoresetSampler`` (10 starting points,
+projection to ``coreset_projection_dim``) and its ``FaissNN`` (GPU index only on CUDA).
+Images come from our equivalent loader (``adapters.common.batches``: resize to
+``image_size`` and ImageNet normalisation, no centre crop) as tensors, which its ``fit`` and
+``_predict`` accept directly. Its global RNG use (numpy start points, torch projection
+init) is seeded from ``seed`` before fitting. Its maps are at ``image_size``, smoothed with
+scipy's Gaussian filter (sigma 4), as upstream.
+
+extract_features: its ``_embed`` patch features minus the nearest entry of its scorer's
+memory bank (``anomaly_scorer.detection_features``), in absolute value.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import torch
+
+from adapters.common import as_size, batches, build_backbone, seed_everything, upstream_modules
+from orchestrator.data.types import SampleSet
+from orchestrator.paths import vendor_dir
+
+
+def upstream_state() -> tuple[str | None, bool | None]:
+    """HEAD commit and cleanliness of vendor/patchcore."""
+    from orchestrator.vendor import checkout_state
+
+    st = checkout_state("patchcore", None)
+    return st.head, st.clean if st.present else None
+
+
+def _modules():
+    mods = upstream_modules(
+        vendor_dir() / "patchcore" / "src",
+        ["patchcore.patchcore", "patchcore.sampler", "patchcore.common"],
+        package=True,
+    )
+    return mods["patchcore.patchcore"], mods["patchcore.sampler"], mods["patchcore.common"]
+
+
+class UpstreamPatchCore:
+    """The upstream engine behind ``adapters.patchcore.PatchCore``."""
+
+    def __init__(self, config: dict, device: torch.device):
+        self.config = c = config
+        self.device = device
+        pc_mod, sampler_mod, common_mod = _modules()
+        self.common = common_mod
+        backbone = build_backbone(
+            c["backbone"], bool(c["pretrained"]), c.get("weights_path"), int(c["seed"])
+        )
+        backbone.name = c["backbone"]
+        h, w = as_size(c["image_size"])
+        seed_everything(int(c["seed"]))
+        if float(c["coreset_percentage"]) >= 1.0:
+            sampler = sampler_mod.IdentitySampler()
+        else:
+            sampler = sampler_mod.ApproximateGreedyCoresetSampler(
+                float(c["coreset_percentage"]),
+                device,
+                dimension_to_project_features_to=int(c["coreset_projection_dim"]),
+            )
+        self.model = pc_mod.PatchCore(device)
+        self.model.load(
+            backbone=backbone,
+            layers_to_extract_from=list(c["layers"]),
+            device=device,
+            input_shape=(3, h, w),
+            pretrain_embed_dimension=int(c["pretrain_embed_dimension"]),
+            target_embed_dimension=int(c["target_embed_dimension"]),
+            patchsize=int(c["patchsize"]),
+            anomaly_score_num_nn=int(c["anomaly_scorer_num_nn"]),
+            featuresampler=sampler,
+            nn_method=self._nn(),
+        )
+
+    def _nn(self):
+        workers = max(1, min(4, os.cpu_count() or 1))
+        return self.common.FaissNN(self.device.type == "cuda", workers)
+
+    def _batches(self, data: SampleSet):
+        size = as_size(self.config["image_size"])
+        return batches(data, size, int(self.config["batch_size"]), self.device)
+
+    def fit(self, train: SampleSet) -> None:
+        seed_everything(int(self.config["seed"]))
+        self.model.fit(list(self._batches(train)))
+
+    def predict(self, test: SampleSet) -> tuple[np.ndarray, torch.Tensor]:
+        scores, maps = [], []
+        for x in self._batches(test):
+            s, m = self.model._predict(x)
+            scores.extend(float(v) for v in s)
+            maps.extend(np.asarray(v, dtype=np.float32) for v in m)
+        return np.asarray(scores), torch.from_numpy(np.stack(maps))
+
+    def features(self, images: SampleSet) -> np.ndarray:
+        bank = self.model.anomaly_scorer.detection_features
+        out = []
+        for x in self._batches(images):
+            with torch.no_grad():
+                feats, shapes = self.model._embed(x, provide_patch_shapes=True)
+            q = np.ascontiguousarray(np.asarray(feats), dtype=np.float32)
+            _, idx = self.model.anomaly_scorer.nn_method.run(1, q)
+            h, w = shapes[0]
+            diff = np.abs(q - bank[idx[:, 0]]).reshape(len(x), h, w, -1)
+            out.append(diff.transpose(0, 3, 1, 2))
+        return np.concatenate(out)
+
+    def state(self) -> dict[str, np.ndarray]:
+        return {"memory_bank": np.asarray(self.model.anomaly_scorer.detection_features)}
+
+    def set_state(self, state: dict[str, np.ndarray]) -> None:
+        bank = np.ascontiguousarray(state["memory_bank"], dtype=np.float32)
+        self.model.anomaly_scorer.fit(detection_features=[bank])

@@ -1,0 +1,96 @@
+"""SimpleNet (Liu et al., CVPR 2023) behind the adapter contract.
+
+Two sources with one config: ``native`` (adapters.simplenet.native) and ``upstream``
+(adapters.simplenet.upstream, drives vendor/simplenet unmodified). Both get the same images
+(resized to ``image_size``, no centre crop; ImageNet normalisation) and the same backbone
+weights; both train a FIXED number of epochs (``meta_epochs`` x ``gan_epochs`` passes over the
+training images) and never look at test data (upstream's own ``train`` evaluates on the test
+set every meta-epoch and keeps the best one: the upstream source does not call it).
+
+Config (registry.yaml): ``lr`` is the feature adaptor's learning rate (paper: 1e-4; upstream
+passes ``lr * 0.1`` to its AdamW, so the upstream source hands it ``10 * lr``), ``dsc_lr``
+the discriminator's (2e-4), ``noise_std`` 0.015, ``dsc_margin`` 0.5 (truncated l1 threshold),
+``dsc_hidden`` 1024, ``dsc_layers`` 2, ``pre_proj`` 1 adaptor layer, ``mix_noise`` 1.
+
+Image score: the maximum of the negated discriminator output over patches (upstream).
+extract_features: patch features after the feature adaptor, ``[N, D, h, w]``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+
+from adapters.base import Adapter, FeatureMaps, Predictions, Resources
+from adapters.common import resolve_device, upsample
+from orchestrator.data.types import SampleSet
+
+
+class SimpleNet(Adapter):
+    name = "simplenet"
+    default_resources = Resources(cpu=2, gpu=1, memory_gb=16)
+    sources = ("upstream", "native")
+    default_config: ClassVar[dict[str, Any]] = {
+        "backbone": "wide_resnet50_2",
+        "layers": ["layer2", "layer3"],
+        "pretrained": True,
+        "weights_path": None,
+        "pretrain_embed_dimension": 1536,
+        "target_embed_dimension": 1536,
+        "patchsize": 3,
+        "meta_epochs": 40,
+        "gan_epochs": 4,
+        "noise_std": 0.015,
+        "dsc_hidden": 1024,
+        "dsc_layers": 2,
+        "dsc_margin": 0.5,
+        "dsc_lr": 0.0002,
+        "lr": 0.0001,
+        "pre_proj": 1,
+        "mix_noise": 1,
+        "resize": 329,
+        "image_size": 288,
+        "smoothing_sigma": 4,
+        "batch_size": 8,
+        "progress": False,
+        "seed": 0,
+    }
+
+    def __init__(self, config=None, device: str = "cpu", source: str = "native") -> None:
+        super().__init__(dict(self.default_config) | dict(config or {}), device, source)
+        self.torch_device = resolve_device(device)
+        self._engine = None
+
+    @property
+    def engine(self):
+        """The source's implementation (built on first use)."""
+        if self._engine is None:
+            if self.source == "upstream":
+                from adapters.simplenet.upstream import UpstreamSimpleNet, upstream_state
+
+                self._engine = UpstreamSimpleNet(self.config, self.torch_device)
+                self.upstream_commit, self.vendor_clean = upstream_state()
+            else:
+                from adapters.simplenet.native import NativeSimpleNet
+
+                self._engine = NativeSimpleNet(self.config, self.torch_device)
+        return self._engine
+
+    def _fit(self, train: SampleSet) -> None:
+        self.engine.fit(train)
+
+    def _predict(self, test: SampleSet) -> Predictions:
+        scores, maps = self.engine.predict(test)
+        return Predictions(scores, upsample(maps, test.eval_size).numpy())
+
+    def _extract_features(self, images: SampleSet) -> FeatureMaps:
+        return FeatureMaps(self.engine.features(images), name="adapter")
+
+    def _save_state(self, directory: Path) -> None:
+        torch.save(self.engine.state(), directory / "simplenet.pt")
+
+    def _load_state(self, directory: Path) -> None:
+        state = torch.load(directory / "simplenet.pt", map_location="cpu", weights_only=True)
+        self.engine.set_state(state)

@@ -1,0 +1,133 @@
+"""``orchestrate ensemble``: the feature-level ensemble network vs output-level ensembles."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def _csv(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "ensemble",
+        help="feature-level ensemble network of fitted members vs output-level ensembles",
+        description=(
+            "Fit each member once per category (cached, reused by every combination), then "
+            "one Ray Tune trial per (member combination, category) that compares the members "
+            "alone, output-level ensembles (mean and CAWPE of calibrated scores) and the "
+            "thesis' feature-level network (per-member PCA, SimpleNet-style discriminator, "
+            "calibrated output). Every trial is an MLflow child run; the parent run holds the "
+            "comparison table."
+        ),
+    )
+    p.add_argument(
+        "--members",
+        type=_csv,
+        required=True,
+        help="comma-separated member methods, e.g. patchcore,simplenet",
+    )
+    p.add_argument(
+        "--combinations",
+        choices=("all", "pairs", "given"),
+        default="given",
+        help="given: the members together (default); pairs: every pair; "
+        "all: every subset of two or more",
+    )
+    p.add_argument(
+        "--dataset",
+        default="synthetic",
+        help="synthetic (default), loco, mvtec, or a folder of LOCO-format categories",
+    )
+    p.add_argument("--dataset-root", type=Path, default=None, help="where the dataset lives")
+    p.add_argument("--categories", type=_csv, default=None, help="comma-separated subset")
+    p.add_argument(
+        "--fusion",
+        choices=("ift", "global"),
+        default="ift",
+        help="ift: PCA per member (default); global: one PCA after concatenation",
+    )
+    p.add_argument(
+        "--components",
+        type=int,
+        default=None,
+        help="total PCA components kept (default: the first member's channels)",
+    )
+    p.add_argument(
+        "--set",
+        dest="sets",
+        action="append",
+        default=[],
+        metavar="WHO.KEY=VALUE",
+        help="ensemble.epochs=10, ensemble.variance=0.95, patchcore.coreset_percentage"
+        "=0.01, ... (repeatable)",
+    )
+    p.add_argument(
+        "--source",
+        choices=("auto", "upstream", "native"),
+        default="auto",
+        help="members' source: upstream code, native implementation, or auto",
+    )
+    p.add_argument(
+        "--tracking-uri",
+        default=None,
+        help="MLflow store (default: sqlite:///mlflow.db, what `mlflow ui` opens here)",
+    )
+    p.add_argument("--experiment", default="ensemble", help="MLflow experiment name")
+    p.add_argument("--ray-address", default=None, help="join a Ray cluster (default: local Ray)")
+    p.add_argument("--num-cpus", type=int, default=None, help="CPUs of the local Ray")
+    p.add_argument("--max-concurrent", type=int, default=None, help="trials at once")
+    p.add_argument(
+        "--profile",
+        choices=("paper", "quick"),
+        default=None,
+        help="members' settings: paper (default with a GPU) or quick (CPU only)",
+    )
+    p.add_argument("--registry", type=Path, default=None, help="a user registry file merged in")
+    p.add_argument("--retries", type=int, default=0, help="retries of a failed trial")
+    p.add_argument(
+        "--output-dir",
+        type=Path,
+        default=None,
+        help="also write the comparison reports to this folder",
+    )
+    p.add_argument(
+        "--in-process",
+        action="store_true",
+        help="run the trials one by one in this process without Ray (debugging)",
+    )
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from orchestrator.ensemble.run import EnsembleOptions, run_ensemble
+    from orchestrator.errors import UserError
+
+    if args.components is not None and args.components < 1:
+        raise UserError("--components must be >= 1")
+    if args.max_concurrent is not None and args.max_concurrent < 1:
+        raise UserError("--max-concurrent must be >= 1")
+    opts = EnsembleOptions(
+        members=args.members,
+        combinations=args.combinations,
+        dataset=args.dataset,
+        dataset_root=args.dataset_root,
+        categories=args.categories,
+        fusion=args.fusion,
+        components=args.components,
+        sets=args.sets,
+        source=args.source,
+        tracking_uri=args.tracking_uri,
+        experiment=args.experiment,
+        ray_address=args.ray_address,
+        num_cpus=args.num_cpus,
+        max_concurrent=args.max_concurrent,
+        profile=args.profile,
+        registry=args.registry,
+        retries=args.retries,
+        output_dir=args.output_dir,
+        in_process=args.in_process,
+    )
+    return run_ensemble(opts).exit_code

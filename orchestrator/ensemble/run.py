@@ -1,0 +1,495 @@
+"""The ``orchestrate ensemble`` job.
+
+Two Ray Tune grids on the survey's machinery (orchestrator.scheduling, orchestrator.tracking):
+first one member-fit trial per (member, category) (cached: a member is fitted once however
+many combinations use it), then one trial per (combination, category) that loads the cached
+members and compares, on the same test images, the members alone, the output-level ensembles
+(mean, CAWPE) and the feature-level network. The parent MLflow run holds the comparison table.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+
+from orchestrator.errors import UserError
+
+COMBINATIONS = ("all", "pairs", "given")
+CALIBRATORS = ("bounded_sigmoid", "platt")
+
+
+@dataclass
+class EnsembleOptions:
+    members: list[str]
+    combinations: str = "given"
+    dataset: str = "synthetic"
+    dataset_root: Path | None = None
+    categories: list[str] | None = None
+    fusion: str = "ift"
+    components: int | None = None
+    sets: list[str] = field(default_factory=list)  # "ensemble.key=v" or "member.key=v"
+    source: str = "auto"
+    tracking_uri: str | None = None
+    experiment: str = "ensemble"
+    ray_address: str | None = None
+    num_cpus: int | None = None
+    max_concurrent: int | None = None
+    profile: str | None = None
+    registry: Path | None = None
+    retries: int = 0
+    output_dir: Path | None = None
+    in_process: bool = False  # run the trials one by one in this process, without Ray
+
+
+@dataclass
+class EnsembleResult:
+    rows: list[dict[str, Any]]
+    parent_run_id: str
+    experiment_id: str
+    tracking_uri: str
+    fits: int  # members actually fitted (cache misses)
+    failed: int
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.failed else 0
+
+
+def combinations(members: Sequence[str], mode: str) -> list[tuple[str, ...]]:
+    """``given``: the members together; ``pairs``: every pair; ``all``: every subset of >= 2."""
+    members = list(dict.fromkeys(members))
+    if mode == "given":
+        return [tuple(members)]
+    if mode == "pairs":
+        return list(itertools.combinations(members, 2))
+    if mode == "all":
+        return [c for r in range(2, len(members) + 1) for c in itertools.combinations(members, r)]
+    raise UserError(f"--combinations must be one of {', '.join(COMBINATIONS)}, got {mode!r}")
+
+
+def combo_name(combo: Sequence[str]) -> str:
+    return "+".join(combo)
+
+
+def _calibration(scores: np.ndarray, y: np.ndarray, prefix: str = "") -> dict[str, float]:
+    from orchestrator.calibration import brier, cross_fit, ece, nll
+
+    out = {}
+    for kind in CALIBRATORS:
+        p = cross_fit(kind, scores, y, k=5, seed=0)
+        out |= {
+            f"{prefix}{kind}.ece": ece(p, y),
+            f"{prefix}{kind}.brier": brier(p, y),
+            f"{prefix}{kind}.nll": nll(p, y),
+        }
+    return out
+
+
+def ensemble_trial(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """One (combination, category) trial; returns ``{"run_id", "rows": [...]}``."""
+    if spec.get("cache"):
+        os.environ["ORCHESTRATOR_CACHE"] = spec["cache"]
+    from orchestrator.survey import _importable, _seed_everything
+
+    _importable(spec.get("registry"))
+    from orchestrator.calibration import brier, cross_fit, ece, nll
+    from orchestrator.data import load_category
+    from orchestrator.ensemble.adapter import FeatureEnsemble
+    from orchestrator.ensemble.baselines import output_ensembles
+    from orchestrator.ensemble.members import load_member
+    from orchestrator.metrics import evaluate
+    from orchestrator.survey import write_trial_artifacts
+    from orchestrator.tracking import open_child_run
+
+    combo = list(spec["combo"])
+    cname = combo_name(combo)
+    name = f"{cname}/{spec['category']}"
+    with (
+        open_child_run(
+            spec["tracking_uri"], spec["experiment_id"], spec["parent_run_id"], name, spec["tags"]
+        ) as run,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
+        run.log_params({"ensemble": spec["config"], "members": cname})
+        cat = load_category(Path(spec["category_dir"]))
+        train, test, val = cat.split("train"), cat.split("test"), cat.split("validation")
+        y = test.is_anomalous
+        members = [
+            load_member(
+                spec["member_keys"][m], spec["device"], spec["tracking_uri"], spec["experiment_id"]
+            )
+            for m in combo
+        ]
+        metrics: dict[str, float] = {}
+        rows: list[dict[str, Any]] = []
+
+        def record(approach: str, kind: str, prefix: str, preds, probs=None) -> None:
+            m = dict(evaluate(test, preds))
+            if probs is None:
+                probs = cross_fit("bounded_sigmoid", preds.image_scores, y, k=5, seed=0)
+            m |= {"ece": ece(probs, y), "brier": brier(probs, y), "nll": nll(probs, y)}
+            metrics.update({f"{prefix}.{k}": v for k, v in m.items()})
+            rows.append(
+                {
+                    "method": approach,
+                    "kind": kind,
+                    "combination": cname,
+                    "category": spec["category"],
+                    "profile": spec["profile"],
+                    "status": "done",
+                    **m,
+                }
+            )
+
+        member_preds, refs = [], []
+        for mname, member in zip(combo, members, strict=True):
+            preds = member.predict(test)
+            member_preds.append(preds)
+            ref = member.predict(val).anomaly_maps if len(val) else preds.anomaly_maps[~y]
+            refs.append(ref)
+            record(mname, "member", f"member.{mname}", preds)
+        for label, preds in output_ensembles(member_preds, y, refs).items():
+            record(
+                f"{label}[{cname}]", "output", f"output_{label}", preds, probs=preds.image_scores
+            )
+
+        _seed_everything(int(spec["config"].get("seed", 0)))
+        net = FeatureEnsemble({**spec["config"], "members": combo}, device=spec["device"])
+        net.use_members(members)
+        t0 = time.perf_counter()
+        net.fit(train)
+        fit_s = time.perf_counter() - t0
+        preds = net.predict(test)
+        probs = cross_fit("bounded_sigmoid", preds.image_scores, y, k=5, seed=0)
+        record(f"feature[{cname}]", "feature", "feature", preds, probs=probs)
+        feat = {k.split(".", 1)[1]: v for k, v in metrics.items() if k.startswith("feature.")}
+        metrics |= feat  # the trial's own (unprefixed) metrics: the feature-level network
+        metrics |= _calibration(preds.image_scores, y, "calibration.")
+        metrics |= {
+            "fit_seconds": fit_s,
+            "components": float(sum(net.transform_.shares)),
+            "final_loss": float(net.losses_[-1]) if net.losses_ else float("nan"),
+        }
+        out = Path(tmp)
+        write_trial_artifacts(out, test, preds, probs, f"feature[{cname}]/{spec['category']}")
+        _platt_figure(out, preds.image_scores, y, name)
+        (out / "shares.txt").write_text(
+            " ".join(f"{m}:{k}" for m, k in zip(combo, net.transform_.shares, strict=False))
+        )
+        run.log_metrics(metrics)
+        run.log_artifacts(out)
+        return {"run_id": run.run_id, "rows": rows}
+
+
+def _platt_figure(out: Path, scores: np.ndarray, y: np.ndarray, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from orchestrator.calibration import cross_fit, reliability_figure
+
+    fig = reliability_figure(
+        cross_fit("platt", scores, y, k=5, seed=0), y, title=f"{title} (Platt)"
+    )
+    fig.savefig(out / "reliability_platt.png", dpi=100)
+    plt.close(fig)
+
+
+def _member_trial(spec: Mapping[str, Any]) -> dict[str, Any]:
+    if spec.get("cache"):
+        os.environ["ORCHESTRATOR_CACHE"] = spec["cache"]
+    from orchestrator.ensemble.members import member_fit_trial
+
+    return member_fit_trial(spec)
+
+
+def _run_in_process(specs, trainable, *args, **kwargs):
+    """``run_trials`` without Ray: the trials one after another here (debugging, tests)."""
+    from orchestrator.scheduling import TrialOutcome
+
+    out = []
+    for i, spec in enumerate(specs):
+        try:
+            out.append(TrialOutcome(i, spec, "done", result=dict(trainable(spec))))
+        except Exception as exc:  # noqa: BLE001 - reported like a failed Ray trial
+            out.append(TrialOutcome(i, spec, "failed", error=f"{type(exc).__name__}: {exc}"))
+    return out
+
+
+def run_ensemble(opts: EnsembleOptions, out: TextIO | None = None) -> EnsembleResult:
+    """Fit (or load) the members, run every (combination, category) trial, log the table."""
+    from orchestrator.data import fingerprint, load_dataset
+    from orchestrator.ensemble.adapter import FeatureEnsemble
+    from orchestrator.ensemble.members import member_key
+    from orchestrator.paths import cache_dir
+    from orchestrator.profiles import choose_device, choose_profile
+    from orchestrator.registry import load_registry
+    from orchestrator.scheduling import ray_session, run_trials
+    from orchestrator.survey import _importable, parse_sets
+    from orchestrator.tracking import (
+        get_experiment_id,
+        project_commit,
+        resolve_tracking_uri,
+        start_parent_run,
+    )
+    from orchestrator.vendor import resolve_source
+
+    out = out or sys.stdout
+    say = lambda msg: print(msg, file=out, flush=True)  # noqa: E731
+    members = list(dict.fromkeys(opts.members))
+    if not members:
+        raise UserError("--members needs at least one method")
+    if opts.fusion not in ("ift", "global"):
+        raise UserError(f"--fusion must be ift or global, got {opts.fusion!r}")
+    combos = combinations(members, opts.combinations)
+    if not combos or any(len(c) < 1 for c in combos):
+        raise UserError(f"--combinations {opts.combinations}: no combination of {members}")
+    registry_path = str(Path(opts.registry).resolve()) if opts.registry else None
+    _importable(registry_path)
+    registry = load_registry(registry_path)
+    for m in members:
+        entry = registry.get(m)
+        if not entry.available:
+            raise UserError(f"method {m!r} is not available ({entry.import_error or entry.status})")
+        if "features" not in entry.capabilities:
+            raise UserError(f"method {m!r} does not provide features; it cannot be a member")
+    overrides = parse_sets(opts.sets, [*members, "ensemble"])
+    ens_config = dict(FeatureEnsemble.default_config)
+    ens_config.pop("members")
+    unknown = sorted(set(overrides.get("ensemble", {})) - set(ens_config))
+    if unknown:
+        raise UserError(
+            f"ensemble: unknown parameter(s) {', '.join(unknown)} "
+            f"(known: {', '.join(sorted(ens_config))})"
+        )
+    ens_config |= {"fusion": opts.fusion, "components": opts.components}
+    ens_config |= overrides.get("ensemble", {})
+    categories = load_dataset(opts.dataset, opts.dataset_root, opts.categories)
+    uri = resolve_tracking_uri(opts.tracking_uri)
+    cache = str(cache_dir())
+
+    if opts.in_process:
+        session, run_trials = contextlib.nullcontext({"CPU": 1.0}), _run_in_process
+    else:
+        session = ray_session(opts.ray_address, opts.num_cpus)
+    with session as cluster:
+        gpus = float(cluster.get("GPU", 0.0))
+        profile, note = choose_profile(opts.profile, gpus)
+        device = choose_device("auto", gpus)
+        say(note)
+        commit = project_commit()
+        exp_id = get_experiment_id(uri, opts.experiment)
+        parent_id, _ = start_parent_run(
+            uri,
+            exp_id,
+            {
+                "mlflow.runName": f"ensemble {opts.dataset} ({profile})",
+                "profile": profile,
+                "dataset": opts.dataset,
+                "members": ",".join(members),
+                "combinations": opts.combinations,
+                "fusion": opts.fusion,
+                "categories": ",".join(c.name for c in categories),
+                "project_commit": commit,
+            },
+            kind="ensemble",
+        )
+        common = {
+            "tracking_uri": uri,
+            "experiment_id": exp_id,
+            "parent_run_id": parent_id,
+            "registry": registry_path,
+            "cache": cache,
+            "device": device,
+            "profile": profile,
+        }
+        fps = {c.name: fingerprint(c) for c in categories}
+        m_specs, m_res, m_names, keys = [], [], [], {}
+        for m in members:
+            entry = registry.get(m)
+            source, state = resolve_source(entry, entry.adapter_class(), opts.source)
+            up = (state.head if state else entry.commit) if source == "upstream" else ""
+            config = entry.resolved_config(profile, overrides.get(m))
+            for c in categories:
+                key = member_key(m, c.name, config, fps[c.name], source, up)
+                keys[(m, c.name)] = key
+                m_specs.append(
+                    {
+                        **common,
+                        "method": m,
+                        "category": c.name,
+                        "key": key,
+                        "category_dir": str(Path(c.root).resolve()),
+                        "config": config,
+                        "adapter": entry.adapter,
+                        "source": source,
+                        "upstream_commit": up,
+                        "device": "cpu" if not gpus else device,
+                        "tags": {
+                            "method": m,
+                            "category": c.name,
+                            "profile": profile,
+                            "dataset_fingerprint": fps[c.name],
+                            "project_commit": commit,
+                        },
+                    }
+                )
+                m_res.append(
+                    {"cpu": entry.resources.cpu, "gpu": entry.resources.gpu if gpus else 0}
+                )
+                m_names.append(f"fit {m}/{c.name}")
+        say(f"mlflow: {uri} experiment {opts.experiment!r}, parent run {parent_id}")
+        say(f"members: {len(m_specs)} member fit(s) (cached ones are loaded, not refitted)")
+        m_out = run_trials(
+            m_specs,
+            _member_trial,
+            m_res,
+            max_concurrent=opts.max_concurrent,
+            retries=opts.retries,
+            names=m_names,
+            label="members",
+        )
+        fits = sum(bool(o.ok and o.result and o.result.get("fitted")) for o in m_out)
+        failed_members = {
+            (o.spec["method"], o.spec["category"]): o.error for o in m_out if not o.ok
+        }
+        specs, names = [], []
+        for combo in combos:
+            for c in categories:
+                if any((m, c.name) in failed_members for m in combo):
+                    continue
+                specs.append(
+                    {
+                        **common,
+                        "combo": list(combo),
+                        "category": c.name,
+                        "category_dir": str(Path(c.root).resolve()),
+                        "member_keys": {m: keys[(m, c.name)] for m in combo},
+                        "config": ens_config,
+                        "tags": {
+                            "members": combo_name(combo),
+                            "category": c.name,
+                            "profile": profile,
+                            "fusion": opts.fusion,
+                            "dataset_fingerprint": fps[c.name],
+                            "orchestrator.role": "ensemble_trial",
+                            "project_commit": commit,
+                        },
+                    }
+                )
+                names.append(f"{combo_name(combo)}/{c.name}")
+        say(
+            f"ensemble: {len(combos)} combination(s) x {len(categories)} categor(y/ies) = "
+            f"{len(specs)} trials"
+        )
+        e_out = run_trials(
+            specs,
+            ensemble_trial,
+            {"cpu": 1.0},
+            max_concurrent=opts.max_concurrent,
+            retries=opts.retries,
+            names=names,
+            label="ensemble",
+        )
+    rows = comparison_rows(e_out)
+    failed = len(failed_members) + sum(not o.ok for o in e_out)
+    for (m, cat), err in failed_members.items():
+        rows.append(
+            {
+                "method": m,
+                "kind": "member",
+                "category": cat,
+                "profile": profile,
+                "status": "failed",
+                "error": err,
+            }
+        )
+    _finish_parent(uri, parent_id, rows, opts.output_dir, failed, fits)
+    say("")
+    say(comparison_markdown(rows))
+    say(f"member fits: {fits} (of {len(m_specs)} member/category pairs); failed trials: {failed}")
+    return EnsembleResult(rows, parent_id, exp_id, uri, fits, failed)
+
+
+def comparison_rows(outcomes) -> list[dict[str, Any]]:
+    """One row per (approach, category), a member's row once however many combinations."""
+    rows, seen = [], set()
+    for o in outcomes:
+        if not o.ok:
+            rows.append(
+                {
+                    "method": combo_name(o.spec["combo"]),
+                    "kind": "feature",
+                    "category": o.spec["category"],
+                    "profile": o.spec["profile"],
+                    "status": "failed",
+                    "error": o.error,
+                }
+            )
+            continue
+        for r in o.result["rows"]:
+            k = (r["method"], r["category"])
+            if k not in seen:
+                seen.add(k)
+                rows.append(r)
+    return rows
+
+
+def comparison_markdown(
+    rows: Sequence[Mapping[str, Any]],
+    metrics: Sequence[str] = (
+        "image_auroc_mean",
+        "image_auroc",
+        "pixel_auroc",
+        "au_spro_0.05",
+        "ece",
+    ),
+) -> str:
+    """Members vs output-level vs feature-level, one line per (approach, category)."""
+    present = [m for m in metrics if any(m in r for r in rows)]
+    head = "| approach | kind | category | " + " | ".join(present) + " |"
+    lines = [head, "|" + "---|" * (3 + len(present))]
+    order = {"member": 0, "output": 1, "feature": 2}
+    for r in sorted(rows, key=lambda r: (r["category"], order.get(r.get("kind"), 3), r["method"])):
+        cells = []
+        for m in present:
+            v = r.get(m)
+            cells.append(
+                "FAILED" if r.get("status") != "done" else ("" if v is None else f"{float(v):.3f}")
+            )
+        lines.append(
+            f"| {r['method']} | {r.get('kind', '')} | {r['category']} | " + " | ".join(cells) + " |"
+        )
+    return "\n".join(lines)
+
+
+def _finish_parent(
+    uri: str, parent_id: str, rows, output_dir: Path | None, failed: int, fits: int
+) -> None:
+    import shutil
+
+    from mlflow import MlflowClient
+
+    from orchestrator.reports import write_reports
+
+    client = MlflowClient(tracking_uri=uri)
+    with tempfile.TemporaryDirectory(prefix="comparison-") as tmp:
+        write_reports(rows, Path(tmp))
+        (Path(tmp) / "comparison.md").write_text(comparison_markdown(rows) + "\n")
+        client.log_artifacts(parent_id, tmp, "summary")
+        if output_dir is not None:
+            shutil.copytree(tmp, output_dir, dirs_exist_ok=True)
+    client.set_tag(parent_id, "failed_trials", str(failed))
+    client.set_tag(parent_id, "member_fits", str(fits))
+    client.set_terminated(parent_id, "FINISHED")

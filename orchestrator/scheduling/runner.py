@@ -1,0 +1,169 @@
+"""``run_trials``: run independent trials as a Ray Tune grid, with per-trial resources,
+retries and a progress display; failures are collected, never fatal to the others."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from orchestrator.scheduling.progress import Progress
+from orchestrator.scheduling.ray_session import cluster_gpus
+
+#: A trainable: takes one spec, returns a flat dict of JSON-serialisable results.
+Trainable = Callable[[Mapping[str, Any]], Mapping[str, Any]]
+
+
+@dataclass
+class TrialOutcome:
+    """The end of one trial: ``status`` is ``"done"`` or ``"failed"``."""
+
+    index: int
+    spec: Mapping[str, Any]
+    status: str
+    result: dict[str, Any] | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "done"
+
+
+def _run_one(config: dict, specs: Sequence[Mapping[str, Any]], trial_fn: Trainable) -> dict:
+    """What Tune runs in a worker: the trainable on its spec, result JSON-encoded."""
+    result = trial_fn(specs[config["index"]])
+    return {"payload": json.dumps(dict(result or {}), default=str)}
+
+
+def fit_resources(wanted: Mapping[str, float], cluster: Mapping[str, float]) -> dict[str, float]:
+    """Resources a trial may ask of this cluster: GPUs only when it has them (a trial asking
+    for a GPU the cluster lacks would wait forever), CPUs at most what it has."""
+    cpus = float(cluster.get("CPU", 1.0))
+    gpus = float(cluster.get("GPU", 0.0))
+    out = {"cpu": max(min(float(wanted.get("cpu", 1.0)), cpus), 0.01)}
+    gpu = float(wanted.get("gpu", 0.0))
+    out["gpu"] = min(gpu, gpus) if gpus > 0 else 0.0
+    return out
+
+
+def _callback(progress: Progress | None, names: list[str], retries: int):
+    from ray import tune
+
+    class _Report(tune.Callback):
+        def __init__(self) -> None:
+            self.errors: dict[int, int] = {}
+
+        def _name(self, trial) -> str:
+            return names[trial.config["index"]]
+
+        def on_trial_start(self, iteration, trials, trial, **info):
+            if progress:
+                progress.started(self._name(trial))
+
+        def on_trial_complete(self, iteration, trials, trial, **info):
+            if progress:
+                progress.finished(self._name(trial))
+
+        def on_trial_recover(self, iteration, trials, trial, **info):
+            if progress:
+                progress.errored(self._name(trial), final=False)
+
+        def on_trial_error(self, iteration, trials, trial, **info):
+            if progress:
+                progress.errored(self._name(trial), final=True)
+
+    return _Report()
+
+
+def run_trials(
+    specs: Sequence[Mapping[str, Any]],
+    trainable: Trainable,
+    resources_per_spec: Sequence[Mapping[str, float]] | Mapping[str, float] | None = None,
+    max_concurrent: int | None = None,
+    retries: int = 0,
+    progress: Progress | bool = True,
+    names: Sequence[str] | None = None,
+    label: str = "trials",
+    reuse_workers: bool = True,
+) -> list[TrialOutcome]:
+    """Run ``trainable(spec)`` for every spec as one Ray Tune grid; Ray must be initialised
+    (see :func:`orchestrator.scheduling.ray_session`).
+
+    ``trainable`` must be picklable (a module-level function); its returned dict comes back in
+    ``TrialOutcome.result``. ``resources_per_spec``: one ``{"cpu", "gpu"}`` dict per spec (or
+    one for all), fitted to the cluster. A raising trial is retried ``retries`` times, then
+    reported as ``failed`` with its error; the others run on. Outcomes are in spec order.
+    ``reuse_workers``: a worker process runs several trials in turn (imports of torch and
+    friends paid once per worker, not once per trial).
+    """
+    import ray
+    from ray import tune
+
+    if not specs:
+        return []
+    cluster = dict(ray.cluster_resources())
+    cluster.setdefault("GPU", cluster_gpus())
+    if resources_per_spec is None or isinstance(resources_per_spec, Mapping):
+        resources = [fit_resources(resources_per_spec or {}, cluster)] * len(specs)
+    else:
+        resources = [fit_resources(r, cluster) for r in resources_per_spec]
+    names = list(names) if names else [f"trial-{i}" for i in range(len(specs))]
+    if progress is True:
+        progress = Progress(len(specs), label=label)
+    prog = progress or None
+
+    fn = tune.with_parameters(_run_one, specs=list(specs), trial_fn=trainable)
+    fn = tune.with_resources(fn, lambda config: resources[config["index"]])
+    storage = tempfile.mkdtemp(prefix="orchestrate-tune-")
+    quiet = {n: logging.getLogger(n) for n in ("ray.tune", "ray.train", "ray.air")}
+    levels = {n: lg.level for n, lg in quiet.items()}
+    for lg in quiet.values():  # errors are reported by the progress display and outcomes
+        lg.setLevel(logging.CRITICAL)
+    try:
+        tuner = tune.Tuner(
+            fn,
+            param_space={"index": tune.grid_search(list(range(len(specs))))},
+            tune_config=tune.TuneConfig(
+                max_concurrent_trials=max_concurrent or 0, reuse_actors=reuse_workers
+            ),
+            run_config=tune.RunConfig(
+                name=label,
+                storage_path=storage,
+                verbose=0,
+                callbacks=[_callback(prog, names, retries)],
+                failure_config=tune.FailureConfig(max_failures=retries, fail_fast=False),
+            ),
+        )
+        grid = tuner.fit()
+        outcomes: dict[int, TrialOutcome] = {}
+        for res in grid:
+            idx = int(res.config["index"])
+            if res.error is not None:
+                err = _error_text(res.error)
+                outcomes[idx] = TrialOutcome(idx, specs[idx], "failed", error=err)
+            else:
+                payload = (res.metrics or {}).get("payload")
+                result = json.loads(payload) if payload else {}
+                outcomes[idx] = TrialOutcome(idx, specs[idx], "done", result=result)
+    finally:
+        for n, lg in quiet.items():
+            lg.setLevel(levels[n])
+        if prog:
+            prog.close()
+        shutil.rmtree(storage, ignore_errors=True)
+    return [
+        outcomes.get(i, TrialOutcome(i, specs[i], "failed", error="trial did not run"))
+        for i in range(len(specs))
+    ]
+
+
+def _error_text(err: BaseException) -> str:
+    """The innermost error of a Ray/Tune exception, one line."""
+    cause = getattr(err, "cause", None) or err.__cause__
+    msg = str(cause or err).strip()
+    lines = [ln for ln in msg.splitlines() if ln.strip()]
+    return lines[-1] if lines else type(err).__name__

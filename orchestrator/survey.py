@@ -1,0 +1,418 @@
+"""The survey: every (method, category) pair a Ray Tune trial, every trial an MLflow child
+run under one parent run, a summary table at the end. ``orchestrate survey`` calls
+:func:`run_survey`; the per-trial work is :func:`survey_trial` (runs in a Ray worker)."""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+import yaml
+
+from orchestrator.errors import UserError
+
+#: Metrics every finished trial logs besides evaluate()'s.
+TRIAL_EXTRA_METRICS = ("fit_seconds", "predict_seconds", "peak_memory_mb")
+
+
+@dataclass
+class SurveyOptions:
+    dataset: str = "synthetic"
+    dataset_root: Path | None = None
+    categories: list[str] | None = None
+    methods: list[str] | None = None
+    source: str = "auto"
+    sets: list[str] = field(default_factory=list)  # "method.key=value"
+    tracking_uri: str | None = None
+    ray_address: str | None = None
+    max_concurrent: int | None = None
+    resume: bool = False
+    experiment: str = "survey"
+    profile: str | None = None
+    registry: Path | None = None
+    retries: int = 1
+    device: str = "auto"
+    num_cpus: int | None = None
+    output_dir: Path | None = None  # a local copy of the summary reports
+
+
+@dataclass
+class SurveyResult:
+    rows: list[dict[str, Any]]
+    parent_run_id: str
+    experiment_id: str
+    tracking_uri: str
+    skipped: int
+    failed: int
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.failed else 0
+
+
+def parse_sets(sets: Sequence[str], methods: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """``["patchcore.coreset_percentage=0.01", ...]`` -> ``{"patchcore": {...}}`` (values
+    parsed as YAML: numbers, booleans, lists)."""
+    out: dict[str, dict[str, Any]] = {}
+    for item in sets:
+        name, eq, value = item.partition("=")
+        method, dot, key = name.partition(".")
+        if not eq or not dot or not method or not key:
+            raise UserError(f"--set expects method.key=value, got {item!r}")
+        if method not in methods:
+            raise UserError(f"--set {item}: method {method!r} is not in this survey")
+        try:
+            out.setdefault(method, {})[key] = yaml.safe_load(value)
+        except yaml.YAMLError as exc:
+            raise UserError(f"--set {item}: cannot parse value ({exc})") from exc
+    return out
+
+
+def _importable(registry: str | Path | None) -> None:
+    """Adapter modules next to a user registry file are importable (driver and workers)."""
+    if registry:
+        folder = str(Path(registry).resolve().parent)
+        if folder not in sys.path:
+            sys.path.insert(0, folder)
+
+
+def _seed_everything(seed: int) -> None:
+    import random
+
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _peak_memory_mb(device: str) -> float:
+    import resource
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
+    if device.startswith("cuda"):
+        import torch
+
+        peak = max(peak, torch.cuda.max_memory_allocated() / 2**20)
+    return float(peak)
+
+
+def _sample_indices(labels: Sequence[str], per_label: int = 2) -> list[int]:
+    picked: list[int] = []
+    for lab in ("good", "logical", "structural", "anomaly"):
+        idx = [i for i, x in enumerate(labels) if x == lab]
+        if idx:
+            step = max(1, len(idx) // per_label)
+            picked += idx[::step][:per_label]
+    return picked
+
+
+def write_trial_artifacts(out: Path, test, preds, probs, title: str) -> None:
+    """scores.csv, overlays.png, roc.png, reliability.png for one trial into ``out``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+    import pandas as pd
+
+    from orchestrator.calibration import reliability_figure
+    from orchestrator.reports import overlay_grid, roc_figure
+
+    labels = test.labels
+    pd.DataFrame(
+        {
+            "key": [s.key for s in test],
+            "label": labels,
+            "score": preds.image_scores,
+            "probability": probs if probs is not None else np.nan,
+        }
+    ).to_csv(out / "scores.csv", index=False)
+    idx = _sample_indices(list(labels))
+    sub = test.subset(idx)
+    fig = overlay_grid(
+        sub.load_images(),
+        preds.anomaly_maps[idx],
+        [f"{labels[i]} {test[i].image_id}: {preds.image_scores[i]:.3g}" for i in idx],
+        masks=sub.load_masks(),
+    )
+    fig.savefig(out / "overlays.png", dpi=90)
+    plt.close(fig)
+    fig = roc_figure(preds.image_scores, test.is_anomalous, labels, title=title)
+    fig.savefig(out / "roc.png", dpi=100)
+    plt.close(fig)
+    if probs is not None:
+        fig = reliability_figure(probs, test.is_anomalous, title=f"{title} (bounded sigmoid)")
+        fig.savefig(out / "reliability.png", dpi=100)
+        plt.close(fig)
+
+
+def survey_trial(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """One (method, category) trial: fit, predict, evaluate, log everything to a child run.
+
+    Runs in a Ray worker; everything it needs is in ``spec`` (plain data). Raises on failure
+    after the child run is marked FAILED with the traceback.
+    """
+    _importable(spec.get("registry"))
+    from orchestrator.calibration import brier, cross_fit, ece, nll
+    from orchestrator.data import load_category
+    from orchestrator.metrics import evaluate
+    from orchestrator.registry import import_adapter, run_tags
+    from orchestrator.tracking import open_child_run
+
+    name = f"{spec['method']}/{spec['category']}"
+    with (
+        open_child_run(
+            spec["tracking_uri"], spec["experiment_id"], spec["parent_run_id"], name, spec["tags"]
+        ) as run,
+        tempfile.TemporaryDirectory(prefix="trial-") as tmp,
+    ):
+        run.log_params(spec["config"])
+        # The driver resolved config and source (Registry.build's work); importing only this
+        # method's adapter keeps a worker from importing every registered method.
+        cls = import_adapter(spec["adapter"])
+        adapter = cls(spec["config"], device=spec["device"], source=spec["source"])
+        adapter.upstream_commit = spec["upstream_commit"] or None
+        adapter.vendor_clean = spec["vendor_clean"]
+        run.set_tags({**run_tags(adapter), "method": spec["method"], "adapter": spec["adapter"]})
+        cat = load_category(Path(spec["category_dir"]))
+        train, test = cat.split("train"), cat.split("test")
+        _seed_everything(int(adapter.config.get("seed", 0)))
+        t0 = time.perf_counter()
+        adapter.fit(train)
+        fit_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        preds = adapter.predict(test)
+        predict_s = time.perf_counter() - t0
+        metrics = dict(evaluate(test, preds))
+        metrics.update(fit_seconds=fit_s, predict_seconds=predict_s)
+        metrics["peak_memory_mb"] = _peak_memory_mb(spec["device"])
+        y = test.is_anomalous
+        probs = None
+        if y.any() and not y.all():
+            probs = cross_fit("bounded_sigmoid", preds.image_scores, y, k=5, seed=0)
+            metrics.update(ece=ece(probs, y), brier=brier(probs, y), nll=nll(probs, y))
+        out = Path(tmp)
+        write_trial_artifacts(out, test, preds, probs, name)
+        adapter.save(out / "model")
+        run.log_metrics(metrics)
+        run.log_artifacts(out)
+        return {"run_id": run.run_id, **metrics}
+
+
+@dataclass
+class _Plan:
+    specs: list[dict[str, Any]]
+    resources: list[dict[str, float]]
+    names: list[str]
+
+
+def _plan(
+    opts: SurveyOptions,
+    registry,
+    methods: list[str],
+    categories,
+    overrides: dict[str, dict[str, Any]],
+    profile: str,
+    device: str,
+    gpus: float,
+    common: dict[str, Any],
+) -> _Plan:
+    from orchestrator.data import fingerprint
+    from orchestrator.tracking import trial_key
+    from orchestrator.vendor import resolve_source
+
+    plan = _Plan([], [], [])
+    fps = {c.name: fingerprint(c) for c in categories}
+    for m in methods:
+        entry = registry.get(m)
+        cls = entry.adapter_class()
+        source, state = resolve_source(entry, cls, opts.source)
+        commit = (state.head if state else entry.commit) if source == "upstream" else ""
+        config = entry.resolved_config(profile, overrides.get(m))
+        res = entry.resources
+        trial_device = device if res.gpu > 0 and gpus > 0 else "cpu"
+        for c in categories:
+            key = trial_key(
+                method=m,
+                category=c.name,
+                config=config,
+                dataset_fingerprint=fps[c.name],
+                source=source,
+                commit=commit,
+                profile=profile,
+            )
+            tags = {
+                "method": m,
+                "category": c.name,
+                "dataset": opts.dataset,
+                "dataset_fingerprint": fps[c.name],
+                "source": source,
+                "upstream_commit": commit or "",
+                "device": trial_device,
+                "profile": profile,
+                "trial_key": key,
+                "project_commit": common["project_commit"],
+            }
+            plan.specs.append(
+                {
+                    **common,
+                    "method": m,
+                    "category": c.name,
+                    "category_dir": str(Path(c.root).resolve()),
+                    "config": config,
+                    "overrides": overrides.get(m, {}),
+                    "adapter": entry.adapter,
+                    "upstream_commit": commit,
+                    "vendor_clean": state.clean if (state and source == "upstream") else None,
+                    "source": source,
+                    "device": trial_device,
+                    "profile": profile,
+                    "key": key,
+                    "tags": tags,
+                }
+            )
+            plan.resources.append({"cpu": res.cpu, "gpu": res.gpu if trial_device != "cpu" else 0})
+            plan.names.append(f"{m}/{c.name}")
+    return plan
+
+
+def _row(spec: Mapping[str, Any], run=None, error: str | None = None) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "method": spec["method"],
+        "category": spec["category"],
+        "profile": spec["profile"],
+        "source": spec["source"],
+        "status": "done" if run is not None else "failed",
+    }
+    if run is not None:
+        row["run_id"] = run.info.run_id
+        row.update(run.data.metrics)
+    if error:
+        row["error"] = error
+    return row
+
+
+def run_survey(opts: SurveyOptions, out: TextIO | None = None) -> SurveyResult:
+    """Run (or resume) a survey; prints announcements, progress and the summary table."""
+    from orchestrator.data import load_dataset
+    from orchestrator.profiles import choose_device, choose_profile
+    from orchestrator.registry import load_registry
+    from orchestrator.reports import console_summary
+    from orchestrator.scheduling import ray_session, run_trials
+    from orchestrator.tracking import (
+        finished_trials,
+        get_experiment_id,
+        project_commit,
+        resolve_tracking_uri,
+        start_parent_run,
+    )
+
+    out = out or sys.stdout
+    say = lambda msg: print(msg, file=out, flush=True)  # noqa: E731
+    if opts.retries < 0:
+        raise UserError("--retries must be >= 0")
+    if opts.max_concurrent is not None and opts.max_concurrent < 1:
+        raise UserError("--max-concurrent must be >= 1")
+    registry_path = str(Path(opts.registry).resolve()) if opts.registry else None
+    _importable(registry_path)
+    registry = load_registry(registry_path)
+    methods = list(opts.methods or registry.available())
+    if not methods:
+        raise UserError("no methods available to survey (see `orchestrate methods`)")
+    for m in methods:
+        entry = registry.get(m)
+        if not entry.available:
+            raise UserError(f"method {m!r} is not available ({entry.import_error or entry.status})")
+    overrides = parse_sets(opts.sets, methods)
+    categories = load_dataset(opts.dataset, opts.dataset_root, opts.categories)
+    uri = resolve_tracking_uri(opts.tracking_uri)
+
+    with ray_session(opts.ray_address, opts.num_cpus) as cluster:
+        gpus = float(cluster.get("GPU", 0.0))
+        profile, note = choose_profile(opts.profile, gpus)
+        device = choose_device(opts.device, gpus)
+        say(note)
+        if gpus == 0:
+            say(f"ray: {cluster.get('CPU', 0):g} CPU(s), no GPU -> trials run CPU-only")
+        else:
+            say(f"ray: {cluster.get('CPU', 0):g} CPU(s), {gpus:g} GPU(s)")
+        commit = project_commit()
+        exp_id = get_experiment_id(uri, opts.experiment)
+        parent_tags = {
+            "mlflow.runName": f"survey {opts.dataset} ({profile})",
+            "profile": profile,
+            "dataset": opts.dataset,
+            "methods": ",".join(methods),
+            "categories": ",".join(c.name for c in categories),
+            "project_commit": commit,
+        }
+        parent_id, reused = start_parent_run(uri, exp_id, parent_tags, resume=opts.resume)
+        common = {
+            "tracking_uri": uri,
+            "experiment_id": exp_id,
+            "parent_run_id": parent_id,
+            "registry": registry_path,
+            "project_commit": commit,
+        }
+        plan = _plan(opts, registry, methods, categories, overrides, profile, device, gpus, common)
+        say(f"mlflow: {uri} experiment {opts.experiment!r} (id {exp_id}), parent run {parent_id}")
+        done = finished_trials(uri, exp_id, parent_id) if reused else {}
+        todo = [i for i, s in enumerate(plan.specs) if s["key"] not in done]
+        skipped = len(plan.specs) - len(todo)
+        if opts.resume:
+            say(
+                f"resume: {skipped} of {len(plan.specs)} trials already finished, "
+                f"running {len(todo)}"
+                if reused
+                else "resume: no earlier survey in this experiment, starting a new one"
+            )
+        say(
+            f"survey: {len(methods)} method(s) x {len(categories)} categor(y/ies) = "
+            f"{len(plan.specs)} trials: {', '.join(methods)}"
+        )
+        outcomes = run_trials(
+            [plan.specs[i] for i in todo],
+            survey_trial,
+            [plan.resources[i] for i in todo],
+            max_concurrent=opts.max_concurrent,
+            retries=opts.retries,
+            names=[plan.names[i] for i in todo],
+            label="survey",
+        )
+    errors = {plan.specs[todo[j]]["key"]: o.error for j, o in enumerate(outcomes) if not o.ok}
+    done = finished_trials(uri, exp_id, parent_id)
+    rows = []
+    for s in plan.specs:
+        run = done.get(s["key"])
+        rows.append(_row(s, run, None if run else errors.get(s["key"], "no finished run")))
+    failed = sum(r["status"] != "done" for r in rows)
+    _finish_parent(uri, parent_id, rows, opts.output_dir, failed)
+    say("")
+    say(console_summary(rows))
+    say(f"mlflow ui --backend-store-uri {uri}   # parent run {parent_id}")
+    return SurveyResult(rows, parent_id, exp_id, uri, skipped, failed)
+
+
+def _finish_parent(uri: str, parent_id: str, rows, output_dir: Path | None, failed: int) -> None:
+    import shutil
+
+    from mlflow import MlflowClient
+
+    from orchestrator.reports import write_reports
+
+    client = MlflowClient(tracking_uri=uri)
+    with tempfile.TemporaryDirectory(prefix="summary-") as tmp:
+        write_reports(rows, Path(tmp))
+        client.log_artifacts(parent_id, tmp, "summary")
+        if output_dir is not None:
+            shutil.copytree(tmp, output_dir, dirs_exist_ok=True)
+    client.set_tag(parent_id, "failed_trials", str(failed))
+    client.set_tag(parent_id, "trials", str(len(rows)))
+    client.set_terminated(parent_id, "FINISHED")

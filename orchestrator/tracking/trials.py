@@ -1,0 +1,167 @@
+"""Child runs of one trial, opened from anywhere (a Ray worker included) given the tracking
+URI, the experiment id and the parent run id; the trial key that makes resuming exact."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tempfile
+import traceback
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+PARENT_ID_TAG = "mlflow.parentRunId"
+KEY_TAG = "trial_key"
+METRIC_NAMES_TAG = "metric_names"
+
+
+def trial_key(**parts: Any) -> str:
+    """A stable hash of what identifies a trial's result (method, category, resolved config,
+    dataset fingerprint, source, upstream commit, ...)."""
+    blob = json.dumps(parts, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _flat_params(config: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    out: dict[str, str] = {}
+    for k, v in config.items():
+        name = f"{prefix}{k}"
+        if isinstance(v, Mapping):
+            out.update(_flat_params(v, name + "."))
+        else:
+            text = json.dumps(v, default=str) if not isinstance(v, str) else v
+            out[name] = text[:6000]
+    return out
+
+
+class ChildRun:
+    """One nested MLflow run, driven through an explicit client (no global state, safe in
+    worker processes). Use as a context manager: an exception ends it FAILED with the
+    traceback as ``error.txt`` artifact and ``error`` tag; a clean exit ends it FINISHED."""
+
+    def __init__(
+        self,
+        tracking_uri: str,
+        experiment_id: str,
+        parent_run_id: str | None,
+        name: str,
+        tags: Mapping[str, str] | None = None,
+    ) -> None:
+        from mlflow import MlflowClient
+
+        self.client = MlflowClient(tracking_uri=tracking_uri)
+        all_tags = {"mlflow.runName": name, **{k: str(v) for k, v in (tags or {}).items()}}
+        if parent_run_id:
+            all_tags[PARENT_ID_TAG] = parent_run_id
+        run = self.client.create_run(experiment_id, tags=all_tags, run_name=name)
+        self.run_id = run.info.run_id
+        self._metric_names: set[str] = set()
+
+    def log_params(self, config: Mapping[str, Any]) -> None:
+        from mlflow.entities import Param
+
+        params = [Param(k, v) for k, v in _flat_params(config).items()]
+        for i in range(0, len(params), 100):
+            self.client.log_batch(self.run_id, params=params[i : i + 100])
+
+    def log_metrics(self, metrics: Mapping[str, float]) -> None:
+        import math
+        import time
+
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        items = [
+            Metric(k, float(v), now, 0)
+            for k, v in metrics.items()
+            if v is not None and math.isfinite(float(v))
+        ]
+        self._metric_names.update(m.key for m in items)
+        for i in range(0, len(items), 500):
+            self.client.log_batch(self.run_id, metrics=items[i : i + 500])
+
+    def set_tags(self, tags: Mapping[str, Any]) -> None:
+        from mlflow.entities import RunTag
+
+        self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
+    def log_artifacts(self, local_dir: Path, artifact_path: str | None = None) -> None:
+        self.client.log_artifacts(self.run_id, str(local_dir), artifact_path)
+
+    def finish(self) -> None:
+        """FINISHED, with the names of the metrics logged (resume checks they are all there)."""
+        self.set_tags({METRIC_NAMES_TAG: ",".join(sorted(self._metric_names))})
+        self.client.set_terminated(self.run_id, "FINISHED")
+
+    def fail(self, exc: BaseException) -> None:
+        text = "".join(traceback.format_exception(exc))
+        with tempfile.TemporaryDirectory() as tmp:
+            (Path(tmp) / "error.txt").write_text(text)
+            try:
+                self.log_artifacts(Path(tmp))
+            except Exception:  # noqa: BLE001 - the tag below still records the error
+                pass
+        self.set_tags({"error": f"{type(exc).__name__}: {exc}"[:4900]})
+        self.client.set_terminated(self.run_id, "FAILED")
+
+    def __enter__(self) -> ChildRun:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if exc is None:
+            self.finish()
+        else:
+            self.fail(exc)
+        return False
+
+
+def open_child_run(
+    tracking_uri: str,
+    experiment_id: str,
+    parent_run_id: str | None,
+    name: str,
+    tags: Mapping[str, str] | None = None,
+) -> ChildRun:
+    """Open a child run under ``parent_run_id`` (see :class:`ChildRun`)."""
+    return ChildRun(tracking_uri, experiment_id, parent_run_id, name, tags)
+
+
+def child_runs(tracking_uri: str, experiment_id: str, parent_run_id: str) -> list:
+    """Every child run of a parent (``mlflow.entities.Run``), newest first."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking_uri)
+    out, token = [], None
+    while True:
+        page = client.search_runs(
+            [experiment_id],
+            filter_string=f"tags.`{PARENT_ID_TAG}` = '{parent_run_id}'",
+            order_by=["attributes.start_time DESC"],
+            max_results=1000,
+            page_token=token,
+        )
+        out.extend(page)
+        token = page.token
+        if not token:
+            return out
+
+
+def is_complete(run) -> bool:
+    """FINISHED with every metric it said it logged."""
+    if run.info.status != "FINISHED":
+        return False
+    names = run.data.tags.get(METRIC_NAMES_TAG)
+    if not names:
+        return False
+    return all(n in run.data.metrics for n in names.split(","))
+
+
+def finished_trials(tracking_uri: str, experiment_id: str, parent_run_id: str) -> dict[str, Any]:
+    """``trial_key -> Run`` of the complete child runs of a parent (the newest per key)."""
+    done: dict[str, Any] = {}
+    for run in child_runs(tracking_uri, experiment_id, parent_run_id):
+        key = run.data.tags.get(KEY_TAG)
+        if key and key not in done and is_complete(run):
+            done[key] = run
+    return done

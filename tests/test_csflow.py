@@ -1,0 +1,87 @@
+"""CS-Flow adapter: native conformance, flow properties, upstream conformance and parity."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import roc_auc_score
+
+from adapters.conformance import check_adapter, make_tiny_category
+from adapters.csflow import CSFlow, native
+from orchestrator import paths
+from orchestrator.errors import UserError
+
+TINY = {
+    "extractor": "efficientnet-b0",
+    "pretrained": False,
+    "image_size": 128,
+    "meta_epochs": 1,
+    "sub_epochs": 1,
+    "fc_internal": 16,
+    "n_coupling_blocks": 2,
+    "kernel_sizes": [3, 5],
+    "batch_size": 16,
+}
+
+
+def _needs_upstream() -> None:
+    if not (paths.vendor_dir() / "csflow" / "model.py").exists():
+        pytest.skip("vendor/csflow checkout missing (run: orchestrate vendor sync)")
+    pytest.importorskip("efficientnet_pytorch", reason="upstream csflow needs efficientnet_pytorch")
+
+
+def test_native_conformance() -> None:
+    report = check_adapter(CSFlow, config=TINY, source="native")
+    assert "save-load" in report.passed and "obvious-anomaly-scores-higher" in report.passed
+
+
+def test_image_size_must_be_multiple_of_128() -> None:
+    with pytest.raises(UserError, match="multiple of 128"):
+        CSFlow(TINY | {"image_size": 96}, source="native")
+
+
+def test_flow_starts_as_permutation_and_scores_follow_upstream() -> None:
+    torch.manual_seed(0)
+    flow = native.CrossScaleFlow(8, 2, 4, [3, 5], clamp=3.0)
+    xs = [torch.randn(2, 8, 4, 4), torch.randn(2, 8, 2, 2), torch.randn(2, 8, 1, 1)]
+    zs, logdet = flow(xs)
+    # zero-initialised gains: identity up to the channel permutations, log|det| = 0
+    assert torch.allclose(logdet, torch.zeros(2))
+    for x, z in zip(xs, zs, strict=True):
+        sort_x, sort_z = torch.sort(x.flatten(1), dim=1)[0], torch.sort(z.flatten(1), dim=1)[0]
+        assert torch.allclose(sort_x, sort_z)
+    flat = torch.cat([z.flatten(1) for z in zs], dim=1)
+    assert torch.allclose(native.image_scores(zs), (flat**2 / 2).mean(1))
+    assert native.anomaly_maps(zs).shape == (2, 4, 4)
+    # a learned scale changes the log-determinant consistently with the latents
+    with torch.no_grad():
+        for p in flow.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    zs, logdet = flow(xs)
+    assert not torch.allclose(logdet, torch.zeros(2))
+    assert torch.isfinite(native.nll_loss(zs, logdet))
+
+
+@pytest.mark.heavy
+@pytest.mark.upstream
+def test_upstream_conformance() -> None:
+    _needs_upstream()
+    check_adapter(CSFlow, config=TINY, source="upstream")
+
+
+@pytest.mark.heavy
+@pytest.mark.upstream
+def test_parity_native_vs_upstream(tmp_path: Path) -> None:
+    """Same tiny data, same settings (TINY, efficientnet-b0 random init, 128 px, 1 epoch)."""
+    _needs_upstream()
+    cat = make_tiny_category(tmp_path)
+    train, test = cat.split("train"), cat.split("test")
+    labels = np.array([s.label != "good" for s in test])
+    auc = {}
+    for source in ("native", "upstream"):
+        preds = CSFlow(TINY, source=source).fit(train).predict(test)
+        auc[source] = roc_auc_score(labels, preds.image_scores)
+    assert abs(auc["native"] - auc["upstream"]) <= 0.05, auc

@@ -1,0 +1,76 @@
+"""Tracking helpers against a real local MLflow store (SQLite in tmp_path)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+
+from orchestrator.errors import UserError
+from orchestrator.profiles import choose_device, choose_profile
+from orchestrator.tracking import (
+    finished_trials,
+    get_experiment_id,
+    open_child_run,
+    project_commit,
+    resolve_tracking_uri,
+    start_parent_run,
+    trial_key,
+)
+
+
+def test_resolve_tracking_uri(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert resolve_tracking_uri(None) == f"sqlite:///{tmp_path / 'mlflow.db'}"
+    assert resolve_tracking_uri("sqlite:////abs/x.db") == "sqlite:////abs/x.db"
+    assert resolve_tracking_uri("http://h:5000") == "http://h:5000"
+    assert resolve_tracking_uri("runs") == (tmp_path / "runs").as_uri()
+
+
+def test_trial_key_stable_and_sensitive():
+    a = trial_key(method="m", config={"x": 1, "y": [1, 2]}, fingerprint="f")
+    assert a == trial_key(fingerprint="f", config={"y": [1, 2], "x": 1}, method="m")
+    assert a != trial_key(method="m", config={"x": 2, "y": [1, 2]}, fingerprint="f")
+
+
+def test_project_commit(tmp_path):
+    assert len(project_commit()) in (40, len("unknown"))
+    assert project_commit(tmp_path) == "unknown"
+
+
+def test_child_runs_parent_and_resume(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'm.db'}"
+    exp = get_experiment_id(uri, "t")
+    assert get_experiment_id(uri, "t") == exp
+    parent, reused = start_parent_run(uri, exp, {"profile": "quick"})
+    assert not reused
+    with open_child_run(uri, exp, parent, "ok", {"trial_key": "k1"}) as run:
+        run.log_params({"a": 1, "nested": {"b": [1, 2]}})
+        run.log_metrics({"auroc": 0.75, "nan_is_dropped": float("nan")})
+    with pytest.raises(ValueError), open_child_run(uri, exp, parent, "bad", {"trial_key": "k2"}):
+        raise ValueError("broken trial")
+    open_child_run(uri, exp, parent, "killed", {"trial_key": "k3"})  # left RUNNING
+    client = MlflowClient(uri)
+    ok = client.get_run(run.run_id)
+    assert ok.info.status == "FINISHED" and ok.data.metrics == {"auroc": 0.75}
+    assert ok.data.params == {"a": "1", "nested.b": "[1, 2]"}
+    assert ok.data.tags["mlflow.parentRunId"] == parent
+    bad = client.search_runs([exp], "tags.trial_key = 'k2'")[0]
+    assert bad.info.status == "FAILED" and bad.data.tags["error"] == "ValueError: broken trial"
+    err = Path(client.download_artifacts(bad.info.run_id, "error.txt", str(tmp_path)))
+    assert "raise ValueError" in err.read_text()
+    assert set(finished_trials(uri, exp, parent)) == {"k1"}  # FAILED and RUNNING don't count
+    again, reused = start_parent_run(uri, exp, {}, resume=True)
+    assert reused and again == parent
+    assert client.get_run(parent).info.status == "RUNNING"
+
+
+def test_profiles_and_devices():
+    assert choose_profile(None, 0)[0] == "quick"
+    assert "no GPU" in choose_profile(None, 0)[1]
+    assert choose_profile(None, 2)[0] == "paper"
+    assert choose_profile("paper", 0)[0] == "paper"
+    assert choose_device("auto", 0) == "cpu" and choose_device("auto", 1) == "cuda"
+    with pytest.raises(UserError, match="no GPU"):
+        choose_device("cuda", 0)
