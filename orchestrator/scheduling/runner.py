@@ -141,6 +141,8 @@ def run_trials(
         grid = tuner.fit()
         outcomes: dict[int, TrialOutcome] = {}
         for res in grid:
+            if not res.config:  # never started (e.g. the run was interrupted)
+                continue
             idx = int(res.config["index"])
             if res.error is not None:
                 err = _error_text(res.error)
