@@ -21,13 +21,15 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from adapters.base import Adapter, FeatureMaps, Predictions, Resources
-from adapters.common import resolve_device, upsample
-from orchestrator.data.types import SampleSet
+from adapters.base import Resources
+from adapters.common.engine import EngineAdapter
 
 
-class PatchCore(Adapter):
+class PatchCore(EngineAdapter):
     name = "patchcore"
+    native_engine = "adapters.patchcore.native:NativePatchCore"
+    upstream_engine = "adapters.patchcore.upstream:UpstreamPatchCore"
+    feature_name = "nn_difference"
     default_resources = Resources(cpu=2, gpu=1, memory_gb=16)
     sources = ("upstream", "native")
     default_config: ClassVar[dict[str, Any]] = {
@@ -49,36 +51,6 @@ class PatchCore(Adapter):
         "batch_size": 8,
         "seed": 0,
     }
-
-    def __init__(self, config=None, device: str = "cpu", source: str = "native") -> None:
-        super().__init__(dict(self.default_config) | dict(config or {}), device, source)
-        self.torch_device = resolve_device(device)
-        self._engine = None
-
-    @property
-    def engine(self):
-        """The source's implementation (built on first use)."""
-        if self._engine is None:
-            if self.source == "upstream":
-                from adapters.patchcore.upstream import UpstreamPatchCore, upstream_state
-
-                self._engine = UpstreamPatchCore(self.config, self.torch_device)
-                self.upstream_commit, self.vendor_clean = upstream_state()
-            else:
-                from adapters.patchcore.native import NativePatchCore
-
-                self._engine = NativePatchCore(self.config, self.torch_device)
-        return self._engine
-
-    def _fit(self, train: SampleSet) -> None:
-        self.engine.fit(train)
-
-    def _predict(self, test: SampleSet) -> Predictions:
-        scores, maps = self.engine.predict(test)
-        return Predictions(scores, upsample(maps, test.eval_size).numpy())
-
-    def _extract_features(self, images: SampleSet) -> FeatureMaps:
-        return FeatureMaps(self.engine.features(images), name="nn_difference")
 
     def _save_state(self, directory: Path) -> None:
         np.savez(directory / "state.npz", **self.engine.state())

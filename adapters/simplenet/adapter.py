@@ -23,13 +23,15 @@ from typing import Any, ClassVar
 
 import torch
 
-from adapters.base import Adapter, FeatureMaps, Predictions, Resources
-from adapters.common import resolve_device, upsample
-from orchestrator.data.types import SampleSet
+from adapters.base import Resources
+from adapters.common.engine import EngineAdapter
 
 
-class SimpleNet(Adapter):
+class SimpleNet(EngineAdapter):
     name = "simplenet"
+    native_engine = "adapters.simplenet.native:NativeSimpleNet"
+    upstream_engine = "adapters.simplenet.upstream:UpstreamSimpleNet"
+    feature_name = "adapter"
     default_resources = Resources(cpu=2, gpu=1, memory_gb=16)
     sources = ("upstream", "native")
     default_config: ClassVar[dict[str, Any]] = {
@@ -57,36 +59,6 @@ class SimpleNet(Adapter):
         "progress": False,
         "seed": 0,
     }
-
-    def __init__(self, config=None, device: str = "cpu", source: str = "native") -> None:
-        super().__init__(dict(self.default_config) | dict(config or {}), device, source)
-        self.torch_device = resolve_device(device)
-        self._engine = None
-
-    @property
-    def engine(self):
-        """The source's implementation (built on first use)."""
-        if self._engine is None:
-            if self.source == "upstream":
-                from adapters.simplenet.upstream import UpstreamSimpleNet, upstream_state
-
-                self._engine = UpstreamSimpleNet(self.config, self.torch_device)
-                self.upstream_commit, self.vendor_clean = upstream_state()
-            else:
-                from adapters.simplenet.native import NativeSimpleNet
-
-                self._engine = NativeSimpleNet(self.config, self.torch_device)
-        return self._engine
-
-    def _fit(self, train: SampleSet) -> None:
-        self.engine.fit(train)
-
-    def _predict(self, test: SampleSet) -> Predictions:
-        scores, maps = self.engine.predict(test)
-        return Predictions(scores, upsample(maps, test.eval_size).numpy())
-
-    def _extract_features(self, images: SampleSet) -> FeatureMaps:
-        return FeatureMaps(self.engine.features(images), name="adapter")
 
     def _save_state(self, directory: Path) -> None:
         torch.save(self.engine.state(), directory / "simplenet.pt")
