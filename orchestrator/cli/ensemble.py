@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-
-def _csv(text: str) -> list[str]:
-    return [t.strip() for t in text.split(",") if t.strip()]
+from orchestrator.cli.common import add_dataset_args, add_run_args, csv_list
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -25,7 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--members",
-        type=_csv,
+        type=csv_list,
         required=True,
         help="comma-separated member methods, e.g. patchcore,simplenet",
     )
@@ -36,13 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="given: the members together (default); pairs: every pair; "
         "all: every subset of two or more",
     )
-    p.add_argument(
-        "--dataset",
-        default="synthetic",
-        help="synthetic (default), loco, mvtec, or a folder of LOCO-format categories",
-    )
-    p.add_argument("--dataset-root", type=Path, default=None, help="where the dataset lives")
-    p.add_argument("--categories", type=_csv, default=None, help="comma-separated subset")
+    add_dataset_args(p)
     p.add_argument(
         "--fusion",
         choices=("ift", "global"),
@@ -64,35 +55,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="ensemble.epochs=10, ensemble.variance=0.95, patchcore.coreset_percentage"
         "=0.01, ... (repeatable)",
     )
-    p.add_argument(
-        "--source",
-        choices=("auto", "upstream", "native"),
-        default="auto",
-        help="members' source: upstream code, native implementation, or auto",
-    )
-    p.add_argument(
-        "--tracking-uri",
-        default=None,
-        help="MLflow store (default: sqlite:///mlflow.db, what `mlflow ui` opens here)",
-    )
-    p.add_argument("--experiment", default="ensemble", help="MLflow experiment name")
-    p.add_argument("--ray-address", default=None, help="join a Ray cluster (default: local Ray)")
-    p.add_argument("--num-cpus", type=int, default=None, help="CPUs of the local Ray")
-    p.add_argument("--max-concurrent", type=int, default=None, help="trials at once")
-    p.add_argument(
-        "--profile",
-        choices=("paper", "quick"),
-        default=None,
-        help="members' settings: paper (default with a GPU) or quick (CPU only)",
-    )
-    p.add_argument("--registry", type=Path, default=None, help="a user registry file merged in")
-    p.add_argument("--retries", type=int, default=0, help="retries of a failed trial")
-    p.add_argument(
-        "--output-dir",
-        type=Path,
-        default=None,
-        help="also write the comparison reports to this folder",
-    )
+    add_run_args(p, experiment="ensemble", retries=0)
     p.add_argument(
         "--in-process",
         action="store_true",

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-
-def _csv(text: str) -> list[str]:
-    return [t.strip() for t in text.split(",") if t.strip()]
+from orchestrator.cli.common import add_dataset_args, add_run_args, csv_list
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -22,24 +19,12 @@ def register(sub: argparse._SubParsersAction) -> None:
             "CPU-only machine. Browse the results with `mlflow ui` in the same folder."
         ),
     )
-    p.add_argument(
-        "--dataset",
-        default="synthetic",
-        help="synthetic (default), loco, mvtec, or a folder of LOCO-format categories",
-    )
-    p.add_argument("--dataset-root", type=Path, default=None, help="where the dataset lives")
-    p.add_argument("--categories", type=_csv, default=None, help="comma-separated subset")
+    add_dataset_args(p)
     p.add_argument(
         "--methods",
-        type=_csv,
+        type=csv_list,
         default=None,
         help="comma-separated (default: every available default method)",
-    )
-    p.add_argument(
-        "--source",
-        choices=("auto", "upstream", "native"),
-        default="auto",
-        help="upstream code, the native implementation, or auto (default)",
     )
     p.add_argument(
         "--set",
@@ -50,39 +35,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="override a parameter, e.g. --set patchcore.coreset_percentage=0.01",
     )
     p.add_argument(
-        "--tracking-uri",
-        default=None,
-        help="MLflow store (default: sqlite:///mlflow.db, what `mlflow ui` opens here)",
-    )
-    p.add_argument("--ray-address", default=None, help="join a Ray cluster (default: local Ray)")
-    p.add_argument("--num-cpus", type=int, default=None, help="CPUs of the local Ray")
-    p.add_argument(
-        "--max-concurrent",
-        type=int,
-        default=None,
-        help="trials at once (default: as many as resources allow)",
-    )
-    p.add_argument(
         "--resume",
         action="store_true",
         help="continue the latest survey of the experiment, skipping finished trials",
     )
-    p.add_argument("--experiment", default="survey", help="MLflow experiment name")
-    p.add_argument(
-        "--profile",
-        choices=("paper", "quick"),
-        default=None,
-        help="paper settings (default with a GPU) or quick (default on CPU only)",
-    )
-    p.add_argument("--registry", type=Path, default=None, help="a user registry file merged in")
-    p.add_argument("--retries", type=int, default=1, help="retries of a failed trial (default 1)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    p.add_argument(
-        "--output-dir",
-        type=Path,
-        default=None,
-        help="also write the summary reports to this folder",
-    )
+    add_run_args(p, experiment="survey", retries=1)
     p.set_defaults(func=run)
 
 

@@ -1,0 +1,61 @@
+"""Options shared by the commands that run trials (survey, ensemble)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def csv_list(text: str) -> list[str]:
+    """``"a, b,,c"`` -> ``["a", "b", "c"]``."""
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def add_dataset_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--dataset",
+        default="synthetic",
+        help="synthetic (default), loco, mvtec, or a folder of LOCO-format categories",
+    )
+    p.add_argument("--dataset-root", type=Path, default=None, help="where the dataset lives")
+    p.add_argument("--categories", type=csv_list, default=None, help="comma-separated subset")
+
+
+def add_run_args(p: argparse.ArgumentParser, experiment: str, retries: int) -> None:
+    """Source, tracking, scheduling, profile and registry options."""
+    p.add_argument(
+        "--source",
+        choices=("auto", "upstream", "native"),
+        default="auto",
+        help="upstream code, the native implementation, or auto (default)",
+    )
+    p.add_argument(
+        "--tracking-uri",
+        default=None,
+        help="MLflow store (default: sqlite:///mlflow.db, what `mlflow ui` opens here)",
+    )
+    p.add_argument("--experiment", default=experiment, help="MLflow experiment name")
+    p.add_argument("--ray-address", default=None, help="join a Ray cluster (default: local Ray)")
+    p.add_argument("--num-cpus", type=int, default=None, help="CPUs of the local Ray")
+    p.add_argument(
+        "--max-concurrent",
+        type=int,
+        default=None,
+        help="trials at once (default: as many as resources allow)",
+    )
+    p.add_argument(
+        "--profile",
+        choices=("paper", "quick"),
+        default=None,
+        help="paper settings (default with a GPU) or quick (default on CPU only)",
+    )
+    p.add_argument("--registry", type=Path, default=None, help="a user registry file merged in")
+    p.add_argument(
+        "--retries",
+        type=int,
+        default=retries,
+        help=f"retries of a failed trial (default {retries})",
+    )
+    p.add_argument(
+        "--output-dir", type=Path, default=None, help="also write the reports to this folder"
+    )
