@@ -1,12 +1,15 @@
-"""RevDist (RD++) adapter: native conformance and loss/map building blocks."""
+"""RevDist (RD++) adapter: conformance (native, upstream) and loss/map building blocks."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from adapters.conformance import check_adapter
 from adapters.revdist import RevDist, native
+from orchestrator.registry import load_registry
+from orchestrator.vendor import checkout_state
 
 TINY = {
     "backbone": "resnet18",
@@ -20,6 +23,34 @@ TINY = {
 def test_native_conformance() -> None:
     report = check_adapter(RevDist, config=TINY, source="native")
     assert "deterministic" in report.passed and "extract-features" in report.passed
+
+
+def _need_upstream() -> None:
+    if not checkout_state("revdist", load_registry().get("revdist").commit).usable:
+        pytest.skip("vendor/revdist missing or not at its pin: run orchestrate vendor sync")
+    for package in ("numba", "geomloss", "cv2"):
+        pytest.importorskip(package, reason=f"upstream revdist needs {package}")
+
+
+@pytest.mark.upstream
+def test_upstream_conformance() -> None:
+    """Upstream steps its optimisers only after every second batch of an epoch (no step after
+    an odd last batch): TINY (two batches, one epoch) is a single step, too few to rank the
+    obvious anomalies; 5 epochs of two batches of 5 images are 5 steps."""
+    _need_upstream()
+    config = TINY | {"epochs": 5, "batch_size": 5}
+    report = check_adapter(RevDist, config=config, source="upstream")
+    assert "deterministic" in report.passed and "extract-features" in report.passed
+
+
+def test_upstream_cuda_target_patch_is_scoped() -> None:
+    from adapters.revdist.upstream import cuda_as
+
+    with cuda_as(torch.device("cpu")):
+        assert torch.ones(2).to("cuda").device.type == "cpu"
+        assert torch.ones(2).to(device="cuda:0").device.type == "cpu"
+        assert torch.ones(2).to(torch.float64).dtype == torch.float64
+    assert "to" not in torch.Tensor.__dict__
 
 
 def test_sinkhorn_divergence_zero_on_same_cloud_positive_on_shifted() -> None:

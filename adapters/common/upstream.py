@@ -58,8 +58,13 @@ def _is_loose(name: str, path: Path) -> bool:
 
 
 def _from_checkout(mod: ModuleType | None, path: Path) -> bool:
-    f = getattr(mod, "__file__", None) or ""
-    try:
-        return Path(f).resolve().is_relative_to(path.resolve())
-    except (OSError, ValueError):
-        return False
+    """A module (or a namespace package: no ``__file__``, only ``__path__``) of the checkout."""
+    places = [getattr(mod, "__file__", None) or ""] + list(getattr(mod, "__path__", None) or [])
+    root = path.resolve()
+    for place in filter(None, places):
+        try:
+            if Path(place).resolve().is_relative_to(root):
+                return True
+        except (OSError, ValueError, TypeError):
+            continue
+    return False

@@ -1,0 +1,177 @@
+"""RevDist, native source: the engine driving the building blocks of adapters.revdist.native.
+
+fit: for a fixed number of ``epochs`` (no selection on test data), each batch of normal
+images and a noisy copy (one smooth noise patch per image, ``native.noise_patches``) go
+through the frozen teacher (``backbone`` layers 1-3); the projection layers, the one-class
+bottleneck and the student decoder are trained with ``distill + weight_proj * projection``
+losses; two Adam optimisers (projection: ``proj_lr``; bottleneck + decoder: ``distill_lr``;
+betas (0.5, 0.999)) stepped every ``accumulation_steps`` batches (and after an epoch's last
+batch). ``pretrained: false``: the random teacher's batch-norm statistics are estimated on the
+training images first (adapters.common.bn_calibration).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from adapters.common import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    LayerFeatures,
+    as_size,
+    batches,
+    build_backbone,
+    gaussian_blur,
+    seed_everything,
+)
+from adapters.common.bn_calibration import calibrate_batchnorm
+from adapters.revdist import native
+from orchestrator.data.types import SampleSet
+
+LAYERS = ["layer1", "layer2", "layer3"]
+
+
+class NativeRevDist:
+    """The native engine behind ``adapters.revdist.RevDist`` (modules built by fit/set_state)."""
+
+    def __init__(self, config: dict, device: torch.device):
+        self.config = config
+        self.device = device
+        self.loss_history_: list[float] = []
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return as_size(self.config["image_size"])
+
+    def _build(self) -> None:
+        cfg, seed = self.config, int(self.config["seed"])
+        backbone = build_backbone(
+            str(cfg["backbone"]), bool(cfg["pretrained"]), cfg.get("weights_path"), seed
+        )
+        self.teacher = LayerFeatures(backbone, LAYERS).to(self.device)
+        with torch.no_grad():
+            probe = self.teacher(torch.zeros(1, 3, 64, 64, device=self.device))
+        channels = [int(f.shape[1]) for f in probe]
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            self.proj = native.MultiProjection(channels).to(self.device)
+            self.bottleneck = native.OCBE(channels).to(self.device)
+            self.decoder = native.StudentDecoder(channels).to(self.device)
+
+    def _student(self, feats: list[torch.Tensor]) -> list[torch.Tensor]:
+        return self.decoder(self.bottleneck(self.proj(feats)), [f.shape[-2:] for f in feats])
+
+    def _normalise(self, images: np.ndarray) -> torch.Tensor:
+        x = torch.from_numpy(images).permute(0, 3, 1, 2).float().to(self.device)
+        mean = torch.tensor(IMAGENET_MEAN, device=x.device).view(1, 3, 1, 1)
+        std = torch.tensor(IMAGENET_STD, device=x.device).view(1, 3, 1, 1)
+        return (x - mean) / std
+
+    def fit(self, train: SampleSet) -> None:
+        cfg, seed = self.config, int(self.config["seed"])
+        seed_everything(seed)
+        self._build()
+        bs = int(cfg["batch_size"])
+        if not cfg.get("pretrained"):
+            calibrate_batchnorm(self.teacher, batches(train, self.size, bs, self.device))
+            self.teacher.eval()
+        images = train.load_images(self.size).astype(np.float32) / 255.0
+        rng = np.random.default_rng(seed)
+        gen = torch.Generator().manual_seed(seed)
+        opt_proj = torch.optim.Adam(
+            self.proj.parameters(), lr=float(cfg["proj_lr"]), betas=(0.5, 0.999)
+        )
+        opt_dist = torch.optim.Adam(
+            list(self.decoder.parameters()) + list(self.bottleneck.parameters()),
+            lr=float(cfg["distill_lr"]),
+            betas=(0.5, 0.999),
+        )
+        acc = int(cfg["accumulation_steps"])
+        wp = float(cfg["weight_proj"])
+        self.loss_history_ = []
+        for _ in tqdm(range(int(cfg["epochs"])), desc="revdist", disable=not cfg.get("progress")):
+            for m in (self.proj, self.bottleneck, self.decoder):
+                m.train()
+            order = rng.permutation(len(images))
+            starts = list(range(0, len(order), bs))
+            losses = []
+            for i, s in enumerate(starts):
+                idx = order[s : s + bs]
+                clean = self._normalise(images[idx])
+                noisy = self._normalise(native.noise_patches(images[idx], rng))
+                t_clean, t_noisy = self.teacher(clean), self.teacher(noisy)
+                p_noisy, p_clean = self.proj(t_noisy), self.proj(t_clean)
+                l_proj = native.projection_loss(t_noisy, p_noisy, p_clean, gen)
+                student = self.decoder(self.bottleneck(p_clean), [f.shape[-2:] for f in t_clean])
+                loss = native.distill_loss(t_clean, student) + wp * l_proj
+                loss.backward()
+                if (i + 1) % acc == 0 or i == len(starts) - 1:
+                    opt_proj.step()
+                    opt_dist.step()
+                    opt_proj.zero_grad()
+                    opt_dist.zero_grad()
+                losses.append(float(loss.detach()))
+            self.loss_history_.append(float(np.mean(losses)))
+        self._eval_mode()
+
+    def _eval_mode(self) -> None:
+        for m in (self.teacher, self.proj, self.bottleneck, self.decoder):
+            m.eval()
+
+    @torch.no_grad()
+    def _pairs(self, data: SampleSet):  # noqa: ANN202
+        self._eval_mode()
+        for x in batches(data, self.size, int(self.config["batch_size"]), self.device):
+            t = self.teacher(x)
+            yield t, self._student(t)
+
+    def predict(self, test: SampleSet) -> tuple[np.ndarray, torch.Tensor]:
+        """Image scores and maps at ``image_size`` (sum of ``1 - cos``, smoothed; max)."""
+        scores, maps = [], []
+        sigma = float(self.config["smoothing_sigma"])
+        for t, s in self._pairs(test):
+            m = gaussian_blur(native.anomaly_map(t, s, self.size), sigma)
+            scores.append(m.flatten(1).max(dim=1).values.cpu())
+            maps.append(m.cpu())
+        return torch.cat(scores).double().numpy(), torch.cat(maps)
+
+    def features(self, images: SampleSet) -> np.ndarray:
+        """The three per-scale ``1 - cos`` maps at the finest teacher scale, ``[N, 3, h, w]``."""
+        out = []
+        for t, s in self._pairs(images):
+            size = t[0].shape[-2:]
+            per = [
+                F.interpolate(
+                    (1 - F.cosine_similarity(a, b, dim=1))[:, None],
+                    size=size,
+                    mode="bilinear",
+                    align_corners=True,
+                )
+                for a, b in zip(t, s, strict=True)
+            ]
+            out.append(torch.cat(per, dim=1).cpu())
+        return torch.cat(out).numpy()
+
+    def _modules(self) -> dict[str, nn.Module]:
+        return {"proj": self.proj, "bottleneck": self.bottleneck, "decoder": self.decoder}
+
+    def state(self) -> dict[str, dict]:
+        state = {k: m.state_dict() for k, m in self._modules().items()}
+        state["teacher_bn"] = {
+            k: v
+            for k, v in self.teacher.state_dict().items()
+            if "running" in k or "num_batches" in k
+        }
+        return state
+
+    def set_state(self, state: dict[str, dict]) -> None:
+        self._build()
+        state = dict(state)
+        self.teacher.load_state_dict(state.pop("teacher_bn"), strict=False)
+        for k, sd in state.items():
+            self._modules()[k].load_state_dict(sd)
+        self._eval_mode()
