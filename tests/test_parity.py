@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 
 from adapters.conformance import make_tiny_category
-from orchestrator.cli.parity import compare, parse_overrides
+from orchestrator.cli.parity import compare, goal_met, parse_overrides
+from orchestrator.data import load_dataset
 from orchestrator.errors import UserError
 from orchestrator.registry import load_registry
 from orchestrator.vendor import checkout_state
 
 PC = {"image_size": [48, 64], "pretrain_embed_dimension": 64, "target_embed_dimension": 64}
-SN = PC | {"meta_epochs": 8, "gan_epochs": 4, "dsc_hidden": 64, "batch_size": 4}
 
 
 def test_parse_overrides() -> None:
@@ -37,5 +37,27 @@ def test_patchcore_parity(tmp_path) -> None:
 @pytest.mark.upstream
 def test_simplenet_parity(tmp_path) -> None:
     _need("simplenet")
-    res = compare("simplenet", make_tiny_category(tmp_path), SN, profile="quick")
-    assert all(abs(v) <= 0.03 for v in res["delta"].values()), res
+    # The tiny conformance category is too small for a stochastic method: its pixel AUROC
+    # swings from 0.1 to 0.76 with the seed (both sources alike). The embedded synthetic
+    # category with the full quick profile is: at 10 meta-epochs both sources are still
+    # half-trained and differ by about 0.05; at 30 they agree within the goal (several minutes,
+    # mostly upstream, which recomputes the backbone features every epoch).
+    cat = load_dataset("synthetic", categories=["flat_connector"])[0]
+    res = compare("simplenet", cat, profile="quick")
+    ok, worst = goal_met("simplenet", res)
+    assert ok, res
+    assert res["native"]["image_auroc"] > 0.7, res
+
+
+@pytest.mark.upstream
+def test_revdist_parity(tmp_path) -> None:
+    """Tiny settings: the conformance category (10 training images), resnet18 random init
+    (same teacher for both, batch-norm calibrated), 64 px, batch 5 (two batches per epoch:
+    one optimiser step per epoch in both sources), 10 epochs."""
+    _need("revdist")
+    pytest.importorskip("numba", reason="upstream revdist needs numba")
+    pytest.importorskip("geomloss", reason="upstream revdist needs geomloss")
+    tiny = {"image_size": 64, "epochs": 10, "batch_size": 5}
+    res = compare("revdist", make_tiny_category(tmp_path), tiny, profile="quick")
+    ok, worst = goal_met("revdist", res)
+    assert ok, res

@@ -15,14 +15,17 @@ from typing import Any
 
 from orchestrator.errors import UserError
 
-METHODS = ("patchcore", "simplenet", "draem", "csflow")
+METHODS = ("patchcore", "simplenet", "draem", "csflow", "revdist")
 #: Goals from the parity issue: (max |dAUROC|, min score correlation or None).
 GOALS: dict[str, tuple[float, float | None]] = {
     "patchcore": (0.01, 0.99),
     "simplenet": (0.03, None),
     "draem": (0.05, None),  # stochastic training (Perlin/texture synthesis) at tiny settings
     "csflow": (0.05, None),  # native: torchvision EfficientNet; upstream: efficientnet_pytorch
+    "revdist": (0.05, None),  # stochastic training (noise patches); different student networks
 }
+#: The AUROCs the goal applies to.
+GOAL_KEYS = ("image_auroc", "pixel_auroc")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -123,9 +126,21 @@ def run(args: argparse.Namespace) -> int:
         print(f"{source:10}" + "".join(f"{res[source][k]:>24.4f}" for k in keys))
     print(f"{'delta':10}" + "".join(f"{res['delta'].get(k, float('nan')):>24.4f}" for k in keys))
     print(f"image score correlation: {res['score_correlation']:.4f}")
+    ok, worst = goal_met(args.method, res)
     max_d, min_r = GOALS[args.method]
-    worst = max(abs(v) for v in res["delta"].values())
-    ok = worst <= max_d and (min_r is None or res["score_correlation"] >= min_r)
-    goal = f"|dAUROC| <= {max_d}" + (f", correlation >= {min_r}" if min_r else "")
+    goal = f"|dAUROC| <= {max_d} (image, pixel)" + (f", correlation >= {min_r}" if min_r else "")
     print(f"goal {goal}: {'met' if ok else 'NOT met'} (max |dAUROC| {worst:.4f})")
     return 0 if ok else 1
+
+
+def goal_met(method: str, res: dict[str, Any]) -> tuple[bool, float]:
+    """Whether ``compare``'s result meets the method's goal; and the worst |dAUROC|.
+
+    The goal applies to pooled image AUROC and pixel AUROC (what the parity issue names); the
+    logical/structural subsets are printed too but are not part of the goal: with 20 anomalous
+    and 20 good images each, every pair ranked the other way moves them by 0.0025.
+    """
+    max_d, min_r = GOALS[method]
+    worst = max(abs(res["delta"][k]) for k in GOAL_KEYS if k in res["delta"])
+    ok = worst <= max_d and (min_r is None or res["score_correlation"] >= min_r)
+    return ok, worst
