@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import re
+import sys
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -81,6 +82,14 @@ class MethodEntry:
             )
         config.update(overrides or {})
         return config
+
+
+def registry_importable(registry: str | Path | None) -> None:
+    """Make adapter modules next to a user registry file importable (driver and workers)."""
+    if registry:
+        folder = str(Path(registry).resolve().parent)
+        if folder not in sys.path:
+            sys.path.insert(0, folder)
 
 
 def import_adapter(path: str) -> type[Adapter]:

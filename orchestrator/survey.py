@@ -73,25 +73,6 @@ def parse_sets(sets: Sequence[str], methods: Sequence[str]) -> dict[str, dict[st
     return out
 
 
-def _importable(registry: str | Path | None) -> None:
-    """Adapter modules next to a user registry file are importable (driver and workers)."""
-    if registry:
-        folder = str(Path(registry).resolve().parent)
-        if folder not in sys.path:
-            sys.path.insert(0, folder)
-
-
-def _seed_everything(seed: int) -> None:
-    import random
-
-    import numpy as np
-    import torch
-
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
 def _peak_memory_mb(device: str) -> float:
     import resource
 
@@ -159,7 +140,10 @@ def survey_trial(spec: Mapping[str, Any]) -> dict[str, Any]:
     Runs in a Ray worker; everything it needs is in ``spec`` (plain data). Raises on failure
     after the child run is marked FAILED with the traceback.
     """
-    _importable(spec.get("registry"))
+    from adapters.common import seed_everything
+    from orchestrator.registry import registry_importable
+
+    registry_importable(spec.get("registry"))
     from orchestrator.calibration import brier, cross_fit, ece, nll
     from orchestrator.data import load_category
     from orchestrator.metrics import evaluate
@@ -183,7 +167,7 @@ def survey_trial(spec: Mapping[str, Any]) -> dict[str, Any]:
         run.set_tags({**run_tags(adapter), "method": spec["method"], "adapter": spec["adapter"]})
         cat = load_category(Path(spec["category_dir"]))
         train, test = cat.split("train"), cat.split("test")
-        _seed_everything(int(adapter.config.get("seed", 0)))
+        seed_everything(int(adapter.config.get("seed", 0)))
         t0 = time.perf_counter()
         adapter.fit(train)
         fit_s = time.perf_counter() - t0
@@ -303,7 +287,7 @@ def run_survey(opts: SurveyOptions, out: TextIO | None = None) -> SurveyResult:
     """Run (or resume) a survey; prints announcements, progress and the summary table."""
     from orchestrator.data import load_dataset
     from orchestrator.profiles import choose_device, choose_profile
-    from orchestrator.registry import load_registry
+    from orchestrator.registry import load_registry, registry_importable
     from orchestrator.reports import console_summary
     from orchestrator.scheduling import ray_session, run_trials
     from orchestrator.tracking import (
@@ -321,7 +305,7 @@ def run_survey(opts: SurveyOptions, out: TextIO | None = None) -> SurveyResult:
     if opts.max_concurrent is not None and opts.max_concurrent < 1:
         raise UserError("--max-concurrent must be >= 1")
     registry_path = str(Path(opts.registry).resolve()) if opts.registry else None
-    _importable(registry_path)
+    registry_importable(registry_path)
     registry = load_registry(registry_path)
     methods = list(opts.methods or registry.available())
     if not methods:

@@ -151,26 +151,85 @@ def _ensemble_job(tmp_path, monkeypatch, in_process: bool) -> None:
     assert np.isfinite([r["image_auroc"] for r in first.rows]).all()
 
 
-@pytest.mark.heavy
-def test_patchcore_simplenet_ensemble_end_to_end(tmp_path, monkeypatch, tiny_synthetic):
-    from orchestrator.ensemble.run import EnsembleOptions, run_ensemble
-    from orchestrator.registry import load_registry
+PC_SN_SETS = [
+    "patchcore.image_size=[48,64]",
+    "simplenet.image_size=[48,64]",
+    "simplenet.meta_epochs=2",
+    "simplenet.dsc_hidden=64",
+    "ensemble.epochs=3",
+    "ensemble.hidden=64",
+]
 
-    reg = load_registry()
-    missing = [m for m in ("patchcore", "simplenet") if not reg.get(m).available]
-    if missing:
-        pytest.skip(f"adapters not available yet: {', '.join(missing)}")
+
+def test_patchcore_simplenet_ensemble_end_to_end(tmp_path, monkeypatch, tiny_synthetic):
+    """patchcore + simplenet on a generated category, in process (Ray: the heavy variant)."""
+    _patchcore_simplenet(tmp_path, monkeypatch, tiny_synthetic, in_process=True)
+
+
+@pytest.mark.heavy
+def test_patchcore_simplenet_ensemble_on_ray(tmp_path, monkeypatch, tiny_synthetic):
+    _patchcore_simplenet(tmp_path, monkeypatch, tiny_synthetic, in_process=False)
+
+
+def _patchcore_simplenet(tmp_path, monkeypatch, root: Path, in_process: bool) -> None:
+    from mlflow import MlflowClient
+
+    from orchestrator.ensemble.run import EnsembleOptions, run_ensemble
+
     monkeypatch.setenv("ORCHESTRATOR_CACHE", str(tmp_path / "cache"))
     res = run_ensemble(
         EnsembleOptions(
             members=["patchcore", "simplenet"],
-            dataset=str(tiny_synthetic),
+            dataset=str(root),
             categories=["pushpins"],
-            sets=["ensemble.epochs=3", "ensemble.hidden=64"],
+            sets=PC_SN_SETS,
+            source="native",
             tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
             profile="quick",
             num_cpus=2,
+            in_process=in_process,
         )
     )
-    assert res.failed == 0 and res.fits == 2
-    assert {r["kind"] for r in res.rows} == {"member", "output", "feature"}
+    assert res.failed == 0 and res.fits == 2, res.rows
+    approaches = {r["method"] for r in res.rows}
+    assert approaches == {
+        "patchcore",
+        "simplenet",
+        "mean[patchcore+simplenet]",
+        "cawpe[patchcore+simplenet]",
+        "feature[patchcore+simplenet]",
+    }
+    client = MlflowClient(tracking_uri=res.tracking_uri)
+    runs = client.search_runs([res.experiment_id], max_results=50)
+    fits = {
+        r.data.tags["method"] for r in runs if r.data.tags.get("orchestrator.role") == "member_fit"
+    }
+    assert fits == {"patchcore", "simplenet"}
+    (trial,) = [r for r in runs if r.data.tags.get("orchestrator.role") == "ensemble_trial"]
+    assert trial.data.tags["mlflow.parentRunId"] == res.parent_run_id
+    assert trial.data.tags["members"] == "patchcore+simplenet"
+    assert trial.info.status == "FINISHED"
+    m = trial.data.metrics
+    # the trial's own metrics are the feature-level network's, prefixed copies for the rest
+    assert m["image_auroc"] == m["feature.image_auroc"]
+    for key in ("member.patchcore.image_auroc", "output_cawpe.pixel_auroc", "components"):
+        assert key in m, key
+    assert m["components"] == 256  # default total: the first member's channel count
+    saved = {a.path for a in client.list_artifacts(trial.info.run_id, "model")}
+    assert "model/network.pt" in saved and "model/transform.npz" in saved
+    # the logged network loads and predicts like the one that was fitted
+    from orchestrator.data import load_category
+
+    local = Path(client.download_artifacts(trial.info.run_id, "model", str(tmp_path / "dl")))
+    net = FeatureEnsemble.load(local)
+    test = load_category(root / "pushpins").split("test")
+    scores = net.predict(test).image_scores
+    rows = {r["method"]: r for r in res.rows}
+    from sklearn.metrics import roc_auc_score
+
+    auroc = roc_auc_score(test.is_anomalous, scores)
+    assert auroc == pytest.approx(rows["feature[patchcore+simplenet]"]["image_auroc"])
+    text = Path(
+        client.download_artifacts(res.parent_run_id, "summary/comparison.md", str(tmp_path))
+    ).read_text()
+    assert "| feature[patchcore+simplenet] | feature | pushpins |" in text

@@ -97,12 +97,12 @@ def member_fit_trial(spec: Mapping[str, Any]) -> dict[str, Any]:
 
     Returns ``{"key", "fitted"}``; ``fitted`` is False on a cache hit.
     """
+    from adapters.common import seed_everything
     from orchestrator.data import load_category
-    from orchestrator.registry import import_adapter, run_tags
-    from orchestrator.survey import _importable, _seed_everything
+    from orchestrator.registry import import_adapter, registry_importable, run_tags
     from orchestrator.tracking import open_child_run
 
-    _importable(spec.get("registry"))
+    registry_importable(spec.get("registry"))
     key = spec["key"]
     if is_cached(key):
         return {"key": key, "fitted": False}
@@ -120,7 +120,7 @@ def member_fit_trial(spec: Mapping[str, Any]) -> dict[str, Any]:
         adapter.upstream_commit = spec["upstream_commit"] or None
         run.set_tags(run_tags(adapter))
         train = load_category(Path(spec["category_dir"])).split("train")
-        _seed_everything(int(adapter.config.get("seed", 0)))
+        seed_everything(int(adapter.config.get("seed", 0)))
         t0 = time.perf_counter()
         adapter.fit(train)
         run.log_metrics({"fit_seconds": time.perf_counter() - t0})

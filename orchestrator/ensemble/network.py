@@ -85,7 +85,7 @@ def train_network(
     epochs: int = 20,
     lr: float = 2e-4,
     proj_lr: float = 1e-4,
-    noise_std: float = 0.015,
+    noise_std: float = 0.3,
     margin: float = 0.5,
     batch_size: int = 4096,
     seed: int = 0,

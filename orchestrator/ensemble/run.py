@@ -99,9 +99,10 @@ def ensemble_trial(spec: Mapping[str, Any]) -> dict[str, Any]:
     """One (combination, category) trial; returns ``{"run_id", "rows": [...]}``."""
     if spec.get("cache"):
         os.environ["ORCHESTRATOR_CACHE"] = spec["cache"]
-    from orchestrator.survey import _importable, _seed_everything
+    from adapters.common import seed_everything
+    from orchestrator.registry import registry_importable
 
-    _importable(spec.get("registry"))
+    registry_importable(spec.get("registry"))
     from orchestrator.calibration import brier, cross_fit, ece, nll
     from orchestrator.data import load_category
     from orchestrator.ensemble.adapter import FeatureEnsemble
@@ -163,7 +164,7 @@ def ensemble_trial(spec: Mapping[str, Any]) -> dict[str, Any]:
                 f"{label}[{cname}]", "output", f"output_{label}", preds, probs=preds.image_scores
             )
 
-        _seed_everything(int(spec["config"].get("seed", 0)))
+        seed_everything(int(spec["config"].get("seed", 0)))
         net = FeatureEnsemble({**spec["config"], "members": combo}, device=spec["device"])
         net.use_members(members)
         t0 = time.perf_counter()
@@ -183,6 +184,7 @@ def ensemble_trial(spec: Mapping[str, Any]) -> dict[str, Any]:
         out = Path(tmp)
         write_trial_artifacts(out, test, preds, probs, f"feature[{cname}]/{spec['category']}")
         _platt_figure(out, preds.image_scores, y, name)
+        net.save(out / "model")  # the fitted network with its members: FeatureEnsemble.load
         (out / "shares.txt").write_text(
             " ".join(f"{m}:{k}" for m, k in zip(combo, net.transform_.shares, strict=False))
         )
@@ -234,9 +236,9 @@ def run_ensemble(opts: EnsembleOptions, out: TextIO | None = None) -> EnsembleRe
     from orchestrator.ensemble.members import member_key
     from orchestrator.paths import cache_dir
     from orchestrator.profiles import choose_device, choose_profile
-    from orchestrator.registry import load_registry
+    from orchestrator.registry import load_registry, registry_importable
     from orchestrator.scheduling import ray_session, run_trials
-    from orchestrator.survey import _importable, parse_sets
+    from orchestrator.survey import parse_sets
     from orchestrator.tracking import (
         get_experiment_id,
         project_commit,
@@ -256,7 +258,7 @@ def run_ensemble(opts: EnsembleOptions, out: TextIO | None = None) -> EnsembleRe
     if not combos or any(len(c) < 1 for c in combos):
         raise UserError(f"--combinations {opts.combinations}: no combination of {members}")
     registry_path = str(Path(opts.registry).resolve()) if opts.registry else None
-    _importable(registry_path)
+    registry_importable(registry_path)
     registry = load_registry(registry_path)
     for m in members:
         entry = registry.get(m)
