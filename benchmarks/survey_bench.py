@@ -57,16 +57,34 @@ def main() -> int:
                 "adapter": base.adapter,
                 "params": {**base.params, "seed": i},
                 "profiles": base.profiles,
-                "resources": {"cpu": base.resources.cpu, "gpu": base.resources.gpu,
-                              "memory_gb": base.resources.memory_gb},
+                "resources": {
+                    "cpu": base.resources.cpu,
+                    "gpu": base.resources.gpu,
+                    "memory_gb": base.resources.memory_gb,
+                },
                 "default": False,
             }
         registry = tmp_path / "bench_registry.yaml"
         registry.write_text(yaml.safe_dump({"methods": entries}))
         methods = ",".join(entries)
-        cmd = [sys.executable, "-m", "orchestrator", "survey", "--methods", methods,
-               "--registry", str(registry), "--profile", args.profile, "--source", "native",
-               "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}", "--experiment", "bench"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "orchestrator",
+            "survey",
+            "--methods",
+            methods,
+            "--registry",
+            str(registry),
+            "--profile",
+            args.profile,
+            "--source",
+            "native",
+            "--tracking-uri",
+            f"sqlite:///{tmp_path / 'mlflow.db'}",
+            "--experiment",
+            "bench",
+        ]
         t0 = time.perf_counter()
         proc = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ))
         survey_s = time.perf_counter() - t0
