@@ -24,6 +24,15 @@ def test_conformance_native():
     assert "deterministic" in check_adapter(PatchCore, config=TINY).passed
 
 
+@pytest.mark.upstream
+def test_conformance_upstream():
+    from orchestrator.vendor import checkout_state
+
+    if not checkout_state("patchcore", load_registry().get("patchcore").commit).usable:
+        pytest.skip("vendor/patchcore missing or not at its pin: run orchestrate vendor sync")
+    assert "deterministic" in check_adapter(PatchCore, config=TINY, source="upstream").passed
+
+
 def test_coreset_covers_clusters_and_is_seeded():
     rng = np.random.default_rng(0)
     centers = rng.normal(0, 10, (5, 16))
