@@ -75,6 +75,46 @@ def test_ensemble_job_fits_each_member_once_and_logs_to_mlflow(tmp_path, monkeyp
     _ensemble_job(tmp_path, monkeypatch, in_process=True)
 
 
+def test_ensemble_resume_skips_finished_trials(tmp_path, monkeypatch):
+    """--resume: finished (combination, category) trials are not run again; their rows come
+    back from MLflow with the same numbers; a changed network setting is a new trial."""
+    from mlflow import MlflowClient
+
+    from orchestrator.ensemble.run import EnsembleOptions, run_ensemble
+
+    monkeypatch.setenv("ORCHESTRATOR_CACHE", str(tmp_path / "cache"))
+    make_tiny_category(tmp_path / "data")
+    (tmp_path / "reg.yaml").write_text(REGISTRY)
+    opts = EnsembleOptions(
+        members=["px_a", "px_b"],
+        dataset=str(tmp_path / "data"),
+        sets=["ensemble.epochs=2", "ensemble.hidden=16", "ensemble.batch_size=256"],
+        tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
+        registry=tmp_path / "reg.yaml",
+        profile="quick",
+        in_process=True,
+    )
+    first = run_ensemble(opts)
+    again = run_ensemble(replace(opts, resume=True))
+    assert again.parent_run_id == first.parent_run_id
+    client = MlflowClient(tracking_uri=first.tracking_uri)
+
+    def trials() -> list:
+        runs = client.search_runs([first.experiment_id], max_results=100)
+        return [r for r in runs if r.data.tags.get("orchestrator.role") == "ensemble_trial"]
+
+    assert len(trials()) == 1  # nothing ran again
+    key = ("method", "kind", "category")
+    before = {tuple(r[k] for k in key): r for r in first.rows}
+    after = {tuple(r[k] for k in key): r for r in again.rows}
+    assert before.keys() == after.keys() and len(before) == 5
+    for k, row in before.items():
+        for metric in ("image_auroc", "pixel_auroc", "au_spro_0.05", "ece"):
+            assert after[k][metric] == pytest.approx(row[metric]), (k, metric)
+    changed = run_ensemble(replace(opts, resume=True, sets=[*opts.sets, "ensemble.epochs=3"]))
+    assert changed.parent_run_id == first.parent_run_id and len(trials()) == 2
+
+
 @pytest.mark.heavy
 def test_ensemble_job_on_ray(tmp_path, monkeypatch):
     _ensemble_job(tmp_path, monkeypatch, in_process=False)

@@ -55,6 +55,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="ensemble.epochs=10, ensemble.variance=0.95, patchcore.coreset_percentage"
         "=0.01, ... (repeatable)",
     )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the latest ensemble run of the experiment, skipping finished trials",
+    )
     add_run_args(p, experiment="ensemble", retries=0)
     p.add_argument(
         "--in-process",
@@ -92,5 +97,6 @@ def run(args: argparse.Namespace) -> int:
         retries=args.retries,
         output_dir=args.output_dir,
         in_process=args.in_process,
+        resume=args.resume,
     )
     return run_ensemble(opts).exit_code

@@ -49,6 +49,7 @@ class EnsembleOptions:
     retries: int = 0
     output_dir: Path | None = None
     in_process: bool = False  # run the trials one by one in this process, without Ray
+    resume: bool = False  # continue the latest ensemble run, skipping finished trials
 
 
 @dataclass
@@ -240,10 +241,12 @@ def run_ensemble(opts: EnsembleOptions, out: TextIO | None = None) -> EnsembleRe
     from orchestrator.scheduling import ray_session, run_trials
     from orchestrator.survey import parse_sets
     from orchestrator.tracking import (
+        finished_trials,
         get_experiment_id,
         project_commit,
         resolve_tracking_uri,
         start_parent_run,
+        trial_key,
     )
     from orchestrator.vendor import resolve_source
 
@@ -292,7 +295,7 @@ def run_ensemble(opts: EnsembleOptions, out: TextIO | None = None) -> EnsembleRe
         say(note)
         commit = project_commit()
         exp_id = get_experiment_id(uri, opts.experiment)
-        parent_id, _ = start_parent_run(
+        parent_id, reused = start_parent_run(
             uri,
             exp_id,
             {
@@ -306,6 +309,7 @@ def run_ensemble(opts: EnsembleOptions, out: TextIO | None = None) -> EnsembleRe
                 "project_commit": commit,
             },
             kind="ensemble",
+            resume=opts.resume,
         )
         common = {
             "tracking_uri": uri,
@@ -367,9 +371,18 @@ def run_ensemble(opts: EnsembleOptions, out: TextIO | None = None) -> EnsembleRe
             (o.spec["method"], o.spec["category"]): o.error for o in m_out if not o.ok
         }
         specs, names = [], []
+        done = finished_trials(uri, exp_id, parent_id) if reused else {}
+        resumed: list = []
         for combo in combos:
             for c in categories:
                 if any((m, c.name) in failed_members for m in combo):
+                    continue
+                member_keys = {m: keys[(m, c.name)] for m in combo}
+                key = trial_key(
+                    combo=list(combo), category=c.name, config=ens_config, members=member_keys
+                )
+                if key in done:
+                    resumed.append(done[key])
                     continue
                 specs.append(
                     {
@@ -377,7 +390,7 @@ def run_ensemble(opts: EnsembleOptions, out: TextIO | None = None) -> EnsembleRe
                         "combo": list(combo),
                         "category": c.name,
                         "category_dir": str(Path(c.root).resolve()),
-                        "member_keys": {m: keys[(m, c.name)] for m in combo},
+                        "member_keys": member_keys,
                         "config": ens_config,
                         "tags": {
                             "members": combo_name(combo),
@@ -386,14 +399,21 @@ def run_ensemble(opts: EnsembleOptions, out: TextIO | None = None) -> EnsembleRe
                             "fusion": opts.fusion,
                             "dataset_fingerprint": fps[c.name],
                             "orchestrator.role": "ensemble_trial",
+                            "trial_key": key,
                             "project_commit": commit,
                         },
                     }
                 )
                 names.append(f"{combo_name(combo)}/{c.name}")
+        if opts.resume:
+            say(
+                f"resume: {len(resumed)} trial(s) already finished, running {len(specs)}"
+                if reused
+                else "resume: no earlier ensemble run in this experiment, starting a new one"
+            )
         say(
             f"ensemble: {len(combos)} combination(s) x {len(categories)} categor(y/ies) = "
-            f"{len(specs)} trials"
+            f"{len(specs) + len(resumed)} trials"
         )
         e_out = run_trials(
             specs,
@@ -404,7 +424,7 @@ def run_ensemble(opts: EnsembleOptions, out: TextIO | None = None) -> EnsembleRe
             names=names,
             label="ensemble",
         )
-    rows = comparison_rows(e_out)
+    rows = comparison_rows([_Finished(rows_from_run(r, profile)) for r in resumed] + list(e_out))
     failed = len(failed_members) + sum(not o.ok for o in e_out)
     for (m, cat), err in failed_members.items():
         rows.append(
@@ -422,6 +442,47 @@ def run_ensemble(opts: EnsembleOptions, out: TextIO | None = None) -> EnsembleRe
     say(comparison_markdown(rows))
     say(f"member fits: {fits} (of {len(m_specs)} member/category pairs); failed trials: {failed}")
     return EnsembleResult(rows, parent_id, exp_id, uri, fits, failed)
+
+
+@dataclass
+class _Finished:
+    """A trial finished by an earlier run, shaped like a successful TrialOutcome."""
+
+    rows: list[dict[str, Any]]
+    ok: bool = True
+
+    @property
+    def result(self) -> dict[str, Any]:
+        return {"rows": self.rows}
+
+
+def rows_from_run(run, profile: str) -> list[dict[str, Any]]:
+    """The comparison rows of a finished ensemble trial, rebuilt from its MLflow metrics."""
+    combo = run.data.tags["members"]
+    category = run.data.tags["category"]
+    labels = {"feature": (f"feature[{combo}]", "feature")}
+    labels |= {f"output_{k}": (f"{k}[{combo}]", "output") for k in ("mean", "cawpe")}
+    labels |= {f"member.{m}": (m, "member") for m in combo.split("+")}
+    rows = []
+    for prefix, (approach, kind) in labels.items():
+        metrics = {
+            k[len(prefix) + 1 :]: v
+            for k, v in run.data.metrics.items()
+            if k.startswith(prefix + ".")
+        }
+        if metrics:
+            rows.append(
+                {
+                    "method": approach,
+                    "kind": kind,
+                    "combination": combo,
+                    "category": category,
+                    "profile": profile,
+                    "status": "done",
+                    **metrics,
+                }
+            )
+    return rows
 
 
 def comparison_rows(outcomes) -> list[dict[str, Any]]:
