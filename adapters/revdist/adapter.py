@@ -13,7 +13,8 @@ noisy copy (one noise patch per image) go through the frozen teacher (layers 1-3
 projection layers, the one-class bottleneck and the student decoder are trained with
 ``distill + weight_proj * projection`` losses; two Adam optimisers (projection: ``proj_lr``;
 bottleneck + decoder: ``distill_lr``; betas (0.5, 0.999)) stepped every
-``accumulation_steps`` batches (native: also after an epoch's last batch).
+``accumulation_steps`` batches of an epoch, as upstream (native: plus one final step for
+gradients still pending after the last epoch).
 
 predict: anomaly map = sum over the three scales of ``1 - cos(teacher, student)`` per pixel,
 bilinearly resized to ``image_size``, Gaussian-smoothed (``smoothing_sigma``, 4), then resized

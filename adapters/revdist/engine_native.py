@@ -5,8 +5,10 @@ images and a noisy copy (one smooth noise patch per image, ``native.noise_patche
 through the frozen teacher (``backbone`` layers 1-3); the projection layers, the one-class
 bottleneck and the student decoder are trained with ``distill + weight_proj * projection``
 losses; two Adam optimisers (projection: ``proj_lr``; bottleneck + decoder: ``distill_lr``;
-betas (0.5, 0.999)) stepped every ``accumulation_steps`` batches (and after an epoch's last
-batch). ``pretrained: false``: the random teacher's batch-norm statistics are estimated on the
+betas (0.5, 0.999)) stepped when ``(i + 1) % accumulation_steps == 0`` with ``i`` the batch
+index within the epoch, as upstream's main.py: an epoch's odd last batch adds its gradients to
+the next epoch's first step; after the last epoch, pending gradients get one more step.
+``pretrained: false``: the random teacher's batch-norm statistics are estimated on the
 training images first (adapters.common.bn_calibration).
 """
 
@@ -93,6 +95,7 @@ class NativeRevDist:
         acc = int(cfg["accumulation_steps"])
         wp = float(cfg["weight_proj"])
         self.loss_history_ = []
+        pending = False
         for _ in tqdm(range(int(cfg["epochs"])), desc="revdist", disable=not cfg.get("progress")):
             for m in (self.proj, self.bottleneck, self.decoder):
                 m.train()
@@ -109,14 +112,21 @@ class NativeRevDist:
                 student = self.decoder(self.bottleneck(p_clean), [f.shape[-2:] for f in t_clean])
                 loss = native.distill_loss(t_clean, student) + wp * l_proj
                 loss.backward()
-                if (i + 1) % acc == 0 or i == len(starts) - 1:
-                    opt_proj.step()
-                    opt_dist.step()
-                    opt_proj.zero_grad()
-                    opt_dist.zero_grad()
+                pending = True
+                if (i + 1) % acc == 0:
+                    pending = self._step(opt_proj, opt_dist)
                 losses.append(float(loss.detach()))
             self.loss_history_.append(float(np.mean(losses)))
+        if pending:  # the last odd batches' gradients (and tiny sets with fewer than acc batches)
+            self._step(opt_proj, opt_dist)
         self._eval_mode()
+
+    @staticmethod
+    def _step(*optimisers: torch.optim.Optimizer) -> bool:
+        for opt in optimisers:
+            opt.step()
+            opt.zero_grad()
+        return False
 
     def _eval_mode(self) -> None:
         for m in (self.teacher, self.proj, self.bottleneck, self.decoder):
