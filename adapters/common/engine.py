@@ -3,13 +3,17 @@
 An engine has ``fit(train)``, ``predict(test) -> (scores, maps at any size)``,
 ``features(images) -> [N, C, h, w]``, ``state()`` and ``set_state(state)``. The adapter picks
 the engine of its source on first use and adds what the contract needs around it (maps
-resized to the evaluation size, upstream commit and vendor state recorded).
+resized to the evaluation size, upstream commit and vendor state recorded, the engine's
+state saved as ``<name>.pt``: tensors only, loaded with ``weights_only``).
 """
 
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 from typing import ClassVar
+
+import torch
 
 from adapters.base import Adapter, FeatureMaps, Predictions
 from adapters.common.backbone import resolve_device, upsample
@@ -50,3 +54,10 @@ class EngineAdapter(Adapter):
 
     def _extract_features(self, images: SampleSet) -> FeatureMaps:
         return FeatureMaps(self.engine.features(images), name=self.feature_name)
+
+    def _save_state(self, directory: Path) -> None:
+        torch.save(self.engine.state(), directory / f"{self.name}.pt")
+
+    def _load_state(self, directory: Path) -> None:
+        path = directory / f"{self.name}.pt"
+        self.engine.set_state(torch.load(path, map_location="cpu", weights_only=True))

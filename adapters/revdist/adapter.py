@@ -26,10 +26,7 @@ extract_features: the three per-scale ``1 - cos`` maps at the finest teacher sca
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, ClassVar
-
-import torch
 
 from adapters.base import Resources
 from adapters.common.engine import EngineAdapter
@@ -57,10 +54,3 @@ class RevDist(EngineAdapter):
         "progress": False,
         "seed": 0,
     }
-
-    def _save_state(self, directory: Path) -> None:
-        torch.save(self.engine.state(), directory / "revdist.pt")
-
-    def _load_state(self, directory: Path) -> None:
-        state = torch.load(directory / "revdist.pt", map_location=self.torch_device)
-        self.engine.set_state(state)

@@ -18,10 +18,7 @@ extract_features: patch features after the feature adaptor, ``[N, D, h, w]``.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, ClassVar
-
-import torch
 
 from adapters.base import Resources
 from adapters.common.engine import EngineAdapter
@@ -59,10 +56,3 @@ class SimpleNet(EngineAdapter):
         "progress": False,
         "seed": 0,
     }
-
-    def _save_state(self, directory: Path) -> None:
-        torch.save(self.engine.state(), directory / "simplenet.pt")
-
-    def _load_state(self, directory: Path) -> None:
-        state = torch.load(directory / "simplenet.pt", map_location="cpu", weights_only=True)
-        self.engine.set_state(state)
