@@ -97,6 +97,8 @@ class Adapter(ABC):
     sources: ClassVar[tuple[str, ...]] = ("native",)
     #: Defaults for adapters registered without params (e.g. through an entry point).
     default_config: ClassVar[dict[str, Any]] = {}
+    #: profile -> a caveat printed when a survey starts with that profile.
+    profile_notes: ClassVar[dict[str, str]] = {}
 
     def __init__(
         self,
@@ -186,6 +188,39 @@ class Adapter(ABC):
     def describe(self) -> dict[str, Any]:
         """What every result is tagged with: method, source used, upstream commit."""
         return {"method": self.name, "source": self.source, "upstream_commit": self.upstream_commit}
+
+    @classmethod
+    def backbones(
+        cls, config: Mapping[str, Any], source: str
+    ) -> list[tuple[str, bool, str | None, int]]:
+        """``(name, pretrained, weights_path, seed)`` of every backbone the method builds from
+        ``config`` with ``source`` (default: the ``backbone`` key, if the config has one)."""
+        if "backbone" not in config:
+            return []
+        return [
+            (
+                str(config["backbone"]),
+                bool(config.get("pretrained")),
+                config.get("weights_path") or None,
+                int(config.get("seed", 0)),
+            )
+        ]
+
+    @classmethod
+    def weights_tags(cls, config: Mapping[str, Any], source: str) -> dict[str, str]:
+        """Where the backbone weights come from: ``weights_source`` (weights_path, hub_cache,
+        package:<name>, download, random (seed N), or none) and ``weights_sha256``. Raises
+        UserError (one line) when ``pretrained`` weights cannot be found."""
+        from adapters.common.weights import backbone_weights
+
+        used = [backbone_weights(*b) for b in cls.backbones(config, source)]
+        if not used:
+            return {"weights_backbone": "", "weights_source": "none", "weights_sha256": ""}
+        return {
+            "weights_backbone": ";".join(w.backbone for w in used),
+            "weights_source": ";".join(w.source for w in used),
+            "weights_sha256": ";".join(w.sha256 for w in used),
+        }
 
     # --- to implement ------------------------------------------------------------------
     @abstractmethod

@@ -238,7 +238,8 @@ class Registry:
 
 
 def run_tags(adapter: Adapter) -> dict[str, str]:
-    """Tags recorded with every result: method, source used, upstream commit, vendor state."""
+    """Tags recorded with every result: method, source used, upstream commit, vendor state,
+    where the backbone weights came from (``weights_source``, ``weights_sha256``)."""
     clean = getattr(adapter, "vendor_clean", None)
     return {
         "method": adapter.name,
@@ -246,6 +247,7 @@ def run_tags(adapter: Adapter) -> dict[str, str]:
         "upstream_commit": adapter.upstream_commit or "",
         "vendor_clean": "n/a" if clean is None else str(bool(clean)).lower(),
         "vendor_dirty": "true" if clean is False else "false",
+        **type(adapter).weights_tags(adapter.config, adapter.source),
     }
 
 

@@ -4,6 +4,7 @@ run under one parent run, a summary table at the end. ``orchestrate survey`` cal
 
 from __future__ import annotations
 
+import itertools
 import sys
 import tempfile
 import time
@@ -39,6 +40,7 @@ class SurveyOptions:
     device: str = "auto"
     num_cpus: int | None = None
     output_dir: Path | None = None  # a local copy of the summary reports
+    seeds: list[int] | None = None  # one trial per seed (None: each config's own seed)
 
 
 @dataclass
@@ -150,7 +152,7 @@ def survey_trial(spec: Mapping[str, Any]) -> dict[str, Any]:
     from orchestrator.registry import import_adapter, run_tags
     from orchestrator.tracking import open_child_run
 
-    name = f"{spec['method']}/{spec['category']}"
+    name = spec.get("run_name") or f"{spec['method']}/{spec['category']}"
     with (
         open_child_run(
             spec["tracking_uri"], spec["experiment_id"], spec["parent_run_id"], name, spec["tags"]
@@ -195,6 +197,8 @@ class _Plan:
     specs: list[dict[str, Any]]
     resources: list[dict[str, float]]
     names: list[str]
+    weights: dict[str, dict[str, str]]  # method -> weights tags (where its backbone is from)
+    notes: dict[str, str]  # method -> what its adapter says about the profile in use
 
 
 def _plan(
@@ -212,17 +216,21 @@ def _plan(
     from orchestrator.tracking import trial_key
     from orchestrator.vendor import resolve_source
 
-    plan = _Plan([], [], [])
+    plan = _Plan([], [], [], {}, {})
     fps = {c.name: fingerprint(c) for c in categories}
     for m in methods:
         entry = registry.get(m)
         cls = entry.adapter_class()
         source, state = resolve_source(entry, cls, opts.source)
         commit = (state.head if state else entry.commit) if source == "upstream" else ""
-        config = entry.resolved_config(profile, overrides.get(m))
+        base = entry.resolved_config(profile, overrides.get(m))
+        # fails here, before any trial runs, when a pretrained backbone's weights are missing
+        plan.weights[m] = cls.weights_tags(base, source)
+        plan.notes[m] = cls.profile_notes.get(profile, "")
         res = entry.resources
         trial_device = device if res.gpu > 0 and gpus > 0 else "cpu"
-        for c in categories:
+        for c, seed in itertools.product(categories, opts.seeds or [None]):
+            config = dict(base) if seed is None else {**base, "seed": int(seed)}
             key = trial_key(
                 method=m,
                 category=c.name,
@@ -241,6 +249,7 @@ def _plan(
                 "upstream_commit": commit or "",
                 "device": trial_device,
                 "profile": profile,
+                "seed": str(config.get("seed", "")),
                 "trial_key": key,
                 "project_commit": common["project_commit"],
             }
@@ -263,8 +272,29 @@ def _plan(
                 }
             )
             plan.resources.append({"cpu": res.cpu, "gpu": res.gpu if trial_device != "cpu" else 0})
-            plan.names.append(f"{m}/{c.name}")
+            name = f"{m}/{c.name}" + (f"/seed{seed}" if seed is not None else "")
+            plan.specs[-1]["run_name"] = name
+            plan.names.append(name)
     return plan
+
+
+def weights_notice(plan: _Plan, profile: str) -> list[str]:
+    """Start-up lines: where each method's backbone weights come from (random weights said
+    loudly), and what an adapter says about this profile (e.g. DRAEM at the quick one)."""
+    lines = []
+    for m, tags in plan.weights.items():
+        source = tags.get("weights_source", "none")
+        if source != "none":
+            what = f"{tags['weights_backbone']} from {source}"
+            if source.startswith("random"):
+                what = (
+                    f"{tags['weights_backbone']} with random weights, {source[8:-1]}: "
+                    "pretrained is false, these are NOT ImageNet features"
+                )
+            lines.append(f"weights: {m}: {what}")
+        if plan.notes.get(m):
+            lines.append(f"note: {m} at the {profile} profile: {plan.notes[m]}")
+    return lines
 
 
 def _row(spec: Mapping[str, Any], run=None, error: str | None = None) -> dict[str, Any]:
@@ -273,6 +303,7 @@ def _row(spec: Mapping[str, Any], run=None, error: str | None = None) -> dict[st
         "category": spec["category"],
         "profile": spec["profile"],
         "source": spec["source"],
+        "seed": spec["config"].get("seed"),
         "status": "done" if run is not None else "failed",
     }
     if run is not None:
@@ -335,6 +366,7 @@ def run_survey(opts: SurveyOptions, out: TextIO | None = None) -> SurveyResult:
             "dataset": opts.dataset,
             "methods": ",".join(methods),
             "categories": ",".join(c.name for c in categories),
+            "seeds": ",".join(map(str, opts.seeds)) if opts.seeds else "",
             "project_commit": commit,
         }
         parent_id, reused = start_parent_run(uri, exp_id, parent_tags, resume=opts.resume)
@@ -357,8 +389,11 @@ def run_survey(opts: SurveyOptions, out: TextIO | None = None) -> SurveyResult:
                 if reused
                 else "resume: no earlier survey in this experiment, starting a new one"
             )
+        for line in weights_notice(plan, profile):
+            say(line)
+        seeds = f" x {len(opts.seeds)} seeds" if opts.seeds else ""
         say(
-            f"survey: {len(methods)} method(s) x {len(categories)} categor(y/ies) = "
+            f"survey: {len(methods)} method(s) x {len(categories)} categor(y/ies){seeds} = "
             f"{len(plan.specs)} trials: {', '.join(methods)}"
         )
         outcomes = run_trials(

@@ -85,3 +85,34 @@ def test_parity_native_vs_upstream(tmp_path: Path) -> None:
         preds = CSFlow(TINY, source=source).fit(train).predict(test)
         auc[source] = roc_auc_score(labels, preds.image_scores)
     assert abs(auc["native"] - auc["upstream"]) <= 0.05, auc
+
+
+def test_native_lite0_extractor_is_the_pretrained_stage_before_the_top() -> None:
+    from adapters.csflow.adapter import NativeExtractor
+
+    ext = NativeExtractor("efficientnet-lite0", True, None, 0)
+    assert ext.channels == 192  # Lite0's 192-channel stride-32 stage (B5's block 35 analogue)
+    out = ext(torch.randn(1, 3, 128, 256))
+    assert [tuple(o.shape) for o in out] == [(1, 192, 4, 8), (1, 192, 2, 4), (1, 192, 1, 2)]
+    assert CSFlow.backbones({"extractor": "efficientnet-lite0", "pretrained": True}, "native")[0][
+        :2
+    ] == ("efficientnet_lite0", True)
+
+
+@pytest.mark.upstream
+def test_upstream_extractor_with_lite0_equals_native() -> None:
+    """Upstream's FeatureExtractor around the resolver's Lite0 (swapped in at run time) gives
+    the native extractor's features exactly: both sources see the same pretrained features."""
+    _needs_upstream()
+    from adapters.csflow import upstream
+    from adapters.csflow.adapter import NativeExtractor
+
+    mods = upstream.load_upstream()
+    up = upstream.UpstreamExtractor(mods, "efficientnet_lite0", True, None, 0)
+    nat = NativeExtractor("efficientnet-lite0", True, None, 0)
+    assert up.layer == 14 and up.channels == nat.channels == 192
+    x = torch.randn(2, 3, 128, 128)
+    for a, b in zip(up(x), nat(x), strict=True):
+        assert torch.allclose(a, b, atol=1e-5)
+    # the swap is undone: upstream's own from_pretrained is back
+    assert mods["model"].EfficientNet.from_pretrained.__func__.__name__ == "from_pretrained"

@@ -115,6 +115,49 @@ def test_ensemble_resume_skips_finished_trials(tmp_path, monkeypatch):
     assert changed.parent_run_id == first.parent_run_id and len(trials()) == 2
 
 
+def test_ensemble_seeds(tmp_path, monkeypatch):
+    """--seeds: one member fit and one network trial per seed, rows tagged with their seed,
+    the comparison table shows mean ± std (n), and --resume knows the seeds."""
+    from mlflow import MlflowClient
+
+    from orchestrator.ensemble.run import EnsembleOptions, comparison_markdown, run_ensemble
+
+    monkeypatch.setenv("ORCHESTRATOR_CACHE", str(tmp_path / "cache"))
+    make_tiny_category(tmp_path / "data")
+    (tmp_path / "reg.yaml").write_text(REGISTRY)
+    opts = EnsembleOptions(
+        members=["px_a", "px_b"],
+        dataset=str(tmp_path / "data"),
+        sets=["ensemble.epochs=2", "ensemble.hidden=16", "ensemble.batch_size=256"],
+        tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
+        registry=tmp_path / "reg.yaml",
+        profile="quick",
+        in_process=True,
+        seeds=[0, 1],
+    )
+    first = run_ensemble(opts)
+    assert first.fits == 4 and first.failed == 0  # 2 members x 1 category x 2 seeds
+    feature = [r for r in first.rows if r["kind"] == "feature"]
+    assert sorted(r["seed"] for r in feature) == [0, 1]
+    # the network's seed differs, so its scores do; the table aggregates the two
+    assert feature[0]["image_auroc"] != feature[1]["image_auroc"] or (
+        feature[0]["pixel_auroc"] != feature[1]["pixel_auroc"]
+    )
+    table = comparison_markdown(first.rows)
+    line = next(x for x in table.splitlines() if x.startswith("| feature["))
+    vals = [r["pixel_auroc"] for r in feature]
+    assert f"{np.mean(vals):.3f} ± {np.std(vals, ddof=1):.3f} (n=2)" in line
+    client = MlflowClient(tracking_uri=first.tracking_uri)
+    runs = client.search_runs([first.experiment_id], max_results=100)
+    trials = [r for r in runs if r.data.tags.get("orchestrator.role") == "ensemble_trial"]
+    assert sorted(r.data.tags["seed"] for r in trials) == ["0", "1"]
+    again = run_ensemble(replace(opts, resume=True, seeds=[0, 1, 2]))
+    assert again.fits == 2  # only seed 2's members are new
+    runs = client.search_runs([first.experiment_id], max_results=100)
+    trials = [r for r in runs if r.data.tags.get("orchestrator.role") == "ensemble_trial"]
+    assert sorted(r.data.tags["seed"] for r in trials) == ["0", "1", "2"]
+
+
 @pytest.mark.heavy
 def test_ensemble_job_on_ray(tmp_path, monkeypatch):
     _ensemble_job(tmp_path, monkeypatch, in_process=False)

@@ -106,13 +106,17 @@ def test_build_merges_profile_and_overrides_and_tags():
         "upstream_commit": "",
         "vendor_clean": "n/a",
         "vendor_dirty": "false",
+        "weights_backbone": "",
+        "weights_source": "none",
+        "weights_sha256": "",
     }
     with pytest.raises(UserError, match="unknown parameter"):
         reg.build("pixelstats", overrides={"gird": 3})
     with pytest.raises(UserError, match="no upstream source|has no upstream"):
         reg.build("pixelstats", source="upstream")
     quick = reg.methods["patchcore"].resolved_config("quick")
-    assert quick["backbone"] == "resnet18" and quick["layers"] == ["layer2", "layer3"]
+    assert quick["backbone"] == "efficientnet_lite0" and quick["pretrained"] is True
+    assert quick["layers"] == ["_blocks.4", "_blocks.10"]
     assert reg.methods["patchcore"].resolved_config("paper")["backbone"] == "wide_resnet50_2"
 
 

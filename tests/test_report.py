@@ -108,3 +108,38 @@ def test_progress_counts_and_plain_lines():
     assert len(lines) == 5  # not a tty: one plain line per event
     assert lines[-1].startswith("[survey] 2/3 | running 0 | done 1 | failed 1 retried 1")
     assert "FAILED b" in lines[-1] and "eta" in lines[-1]
+
+
+def test_seeds_table_mean_std_n():
+    from orchestrator.reports.tables import summarise, to_text
+
+    vals = {("a", "x"): [0.9, 0.8, 0.7], ("a", "y"): [0.5, 0.7, 0.6]}
+    rows = [
+        {"method": m, "category": c, "profile": "quick", "seed": s, "status": "done",
+         "image_auroc_mean": v}
+        for (m, c), vs in vals.items()
+        for s, v in enumerate(vs)
+    ]  # fmt: skip
+    rows += [
+        {"method": "b", "category": "x", "profile": "quick", "seed": 0, "status": "done",
+         "image_auroc_mean": 0.4},
+        {"method": "b", "category": "x", "profile": "quick", "seed": 1, "status": "failed"},
+        {"method": "b", "category": "y", "profile": "quick", "seed": 0, "status": "failed"},
+    ]  # fmt: skip
+    s = summarise(rows, "image_auroc_mean")
+    a = ("a", "quick")
+    assert s.mean.loc[a, "x"] == pytest.approx(0.8) and s.n.loc[a, "x"] == 3
+    assert s.std.loc[a, "x"] == pytest.approx(np.std([0.9, 0.8, 0.7], ddof=1))
+    # Average: per seed the mean over categories (0.7, 0.75, 0.65), then mean and std of those
+    per_seed = [(0.9 + 0.5) / 2, (0.8 + 0.7) / 2, (0.7 + 0.6) / 2]
+    assert s.mean.loc[a, "Average"] == pytest.approx(np.mean(per_seed))
+    assert s.std.loc[a, "Average"] == pytest.approx(np.std(per_seed, ddof=1))
+    b = ("b", "quick")
+    assert s.mean.loc[b, "x"] == pytest.approx(0.4) and s.n.loc[b, "x"] == 1  # one seed failed
+    assert s.mean.loc[b, "y"] == "FAILED" and s.n.loc[b, "y"] == 0
+    text = to_text(s.mean, "image_auroc_mean", s)
+    assert "0.800 ± 0.100 (n=3)" in text and "0.400 (n=1)" in text and "FAILED" in text
+    # one seed per cell: plain numbers, as before
+    single = summarise([r for r in rows if r.get("seed") == 0], "image_auroc_mean")
+    assert not single.has_spread
+    assert "±" not in to_text(single.mean, "image_auroc_mean", single)

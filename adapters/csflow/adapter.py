@@ -36,19 +36,49 @@ from tqdm.auto import tqdm
 from adapters.base import Adapter, FeatureMaps, Predictions, Resources
 from adapters.common import as_size, batches, build_backbone, resolve_device, seed_everything
 from adapters.common.bn_calibration import calibrate_batchnorm
+from adapters.common.weights import canonical
 from adapters.csflow import native
 from orchestrator.data.types import SampleSet
 from orchestrator.errors import UserError
 
 
+def native_backbone_name(extractor: str) -> str:
+    """The backbone the native source builds: torchvision's ``efficientnet_bN`` for
+    ``efficientnet-bN``; ``efficientnet_lite0`` (efficientnet_pytorch layout) for the Lite."""
+    name = str(extractor)
+    return name.replace("-", "_")
+
+
+def upstream_backbone_name(extractor: str) -> str:
+    """Upstream builds ``efficientnet_pytorch`` networks (``efficientnet-bN``); the Lite
+    (same layout) is swapped in at run time."""
+    return canonical(str(extractor))
+
+
+def last_stage_before_top(blocks) -> tuple[int, int]:
+    """Index of the last block of the stage before the last in an efficientnet_pytorch
+    block list, and its channels: block 35 of B5 (304 channels), as upstream's ``eff_ext``."""
+    outs = [b._block_args.output_filters for b in blocks]
+    stage = sorted(set(outs))[-2]
+    return max(i for i, o in enumerate(outs) if o == stage), int(stage)
+
+
 class NativeExtractor(nn.Module):
-    """torchvision EfficientNet up to its stride-32 stage before the last (``features.6``)."""
+    """The frozen EfficientNet up to the last block of its stride-32 stage before the last:
+    torchvision's ``features[:7]``, or blocks ``0..k`` of an efficientnet_pytorch-layout
+    network (EfficientNet-Lite)."""
 
     def __init__(self, name: str, pretrained: bool, weights_path: str | None, seed: int):
         super().__init__()
-        net = build_backbone(name.replace("-", "_"), pretrained, weights_path, seed)
-        self.body = net.features[:7]
-        self.channels = int(self.body[6][-1].out_channels)
+        net = build_backbone(native_backbone_name(name), pretrained, weights_path, seed)
+        if hasattr(net, "_blocks"):  # efficientnet_pytorch layout
+            last, self.channels = last_stage_before_top(net._blocks)
+            self.body = nn.Sequential(
+                net._conv_stem, net._bn0, net._swish, *list(net._blocks)[: last + 1]
+            )
+        else:
+            self.body = net.features[:7]
+            self.channels = int(self.body[6][-1].out_channels)
         for p in self.parameters():
             p.requires_grad_(False)
         self.eval()
@@ -94,6 +124,19 @@ class CSFlow(Adapter):
         self.extractor: nn.Module | None = None
         self.flow: nn.Module | None = None
 
+    @classmethod
+    def backbones(cls, config, source: str) -> list[tuple[str, bool, str | None, int]]:
+        name = str(config["extractor"])
+        name = upstream_backbone_name(name) if source == "upstream" else native_backbone_name(name)
+        return [
+            (
+                name,
+                bool(config.get("pretrained")),
+                config.get("weights_path") or None,
+                int(config.get("seed", 0)),
+            )
+        ]
+
     @property
     def size(self) -> tuple[int, int]:
         return as_size(self.config["image_size"])
@@ -109,7 +152,11 @@ class CSFlow(Adapter):
             mods = upstream.load_upstream()
             self._mods = mods
             self.extractor = upstream.UpstreamExtractor(
-                mods, str(cfg["extractor"]), bool(cfg["pretrained"]), seed
+                mods,
+                upstream_backbone_name(str(cfg["extractor"])),
+                bool(cfg["pretrained"]),
+                cfg.get("weights_path"),
+                seed,
             )
             upstream.configure(
                 mods["config"],

@@ -3,8 +3,8 @@
 Upstream is configured by its module-level ``config.py``; we import the checkout's
 ``config``, ``freia_funcs`` and ``model`` modules in isolation (adapters.common.upstream) and
 set the attributes of *that* config module from our adapter config before building anything:
-no file is edited. ``EfficientNet.from_pretrained`` (downloads weights) is swapped for
-``EfficientNet.from_name`` (random init) at run time when ``pretrained`` is false.
+no file is edited. ``EfficientNet.from_pretrained`` (downloads weights) is swapped at run
+time for our network with weights from adapters.common.weights (see UpstreamExtractor).
 """
 
 from __future__ import annotations
@@ -65,37 +65,38 @@ def configure(
 
 
 class UpstreamExtractor(nn.Module):
-    """Upstream's ``FeatureExtractor`` (its ``eff_ext``), random or pretrained EfficientNet."""
+    """Upstream's ``FeatureExtractor`` (its ``eff_ext``) around our network.
 
-    def __init__(self, mods: dict[str, ModuleType], name: str, pretrained: bool, seed: int):
+    Its constructor calls ``EfficientNet.from_pretrained('efficientnet-b5')``, which would
+    download; for the time of that call ``from_pretrained`` is swapped for a function that
+    returns the network adapters.common.weights builds (the configured ``efficientnet-bN`` or
+    EfficientNet-Lite, same layout, weights from the one resolver or seeded random).
+    """
+
+    def __init__(
+        self,
+        mods: dict[str, ModuleType],
+        name: str,
+        pretrained: bool,
+        weights_path: str | None,
+        seed: int,
+    ):
         super().__init__()
+        from adapters.common import build_backbone
+        from adapters.csflow.adapter import last_stage_before_top
+
         model = mods["model"]
         eff = model.EfficientNet
-        original = eff.from_pretrained
-        if not pretrained:
-
-            def random_init(model_name: str, *a: Any, **k: Any) -> nn.Module:
-                with torch.random.fork_rng(devices=[]):
-                    torch.manual_seed(seed)
-                    return eff.from_name(model_name)
-
-            eff.from_pretrained = random_init  # type: ignore[method-assign]
+        net = build_backbone(name, pretrained, weights_path, seed)
+        original = eff.__dict__["from_pretrained"]
+        eff.from_pretrained = staticmethod(lambda *a, **k: net)  # type: ignore[method-assign]
         try:
-            if name == "efficientnet-b5":
-                self.fe = model.FeatureExtractor()
-            else:  # other EfficientNets: same class, built around another network
-                self.fe = model.FeatureExtractor.__new__(model.FeatureExtractor)
-                nn.Module.__init__(self.fe)
-                self.fe.feature_extractor = eff.from_pretrained(name)
+            self.fe = model.FeatureExtractor()
         finally:
             eff.from_pretrained = original
         # upstream uses block 35 of B5 (the last block of the 304-channel stage); the same
-        # stage's last block for other sizes:
-        blocks = self.fe.feature_extractor._blocks
-        outs = [b._block_args.output_filters for b in blocks]
-        stage = sorted(set(outs))[-2]
-        self.layer = max(i for i, o in enumerate(outs) if o == stage)
-        self.channels = int(stage)
+        # stage's last block for other networks:
+        self.layer, self.channels = last_stage_before_top(self.fe.feature_extractor._blocks)
         for p in self.parameters():
             p.requires_grad_(False)
         self.eval()

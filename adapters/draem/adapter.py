@@ -50,6 +50,11 @@ class DRAEM(Adapter):
     name = "draem"
     default_resources = Resources(cpu=2, gpu=1, memory_gb=16)
     sources = ("upstream", "native")
+    profile_notes: ClassVar[dict[str, str]] = {
+        "quick": "DRAEM trains both sub-networks from scratch (no pretrained backbone); the "
+        "quick profile's few CPU steps leave it near chance, so its quick numbers say little: "
+        "use --profile paper (a GPU) for DRAEM"
+    }
     default_config: ClassVar[dict[str, Any]] = {
         "epochs": 700,
         "lr": 0.0001,

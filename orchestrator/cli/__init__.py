@@ -24,7 +24,9 @@ COMMANDS = (
     "datasets",
     "evaluate",
     "parity",
+    "choose",
     "report",
+    "weights",
 )
 
 

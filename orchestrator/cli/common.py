@@ -11,6 +11,35 @@ def csv_list(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
 
 
+def seed_list(text: str) -> list[int]:
+    """``"0,1,2"`` -> ``[0, 1, 2]`` (distinct non-negative integers)."""
+    try:
+        seeds = [int(t) for t in csv_list(text)]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers, got {text!r}"
+        ) from exc
+    if not seeds or any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError(f"expected distinct integers >= 0, got {text!r}")
+    return seeds
+
+
+def add_sets_arg(p: argparse.ArgumentParser, help: str, metavar: str = "METHOD.KEY=VALUE") -> None:
+    """``--set WHO.KEY=VALUE`` (repeatable) into ``args.sets``."""
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar=metavar, help=help)
+
+
+def add_seeds_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--seeds",
+        type=seed_list,
+        default=None,
+        metavar="S1,S2,...",
+        help="one trial per seed (e.g. 0,1,2); tables show mean ± std and n "
+        "(default: one trial with each config's own seed)",
+    )
+
+
 def add_dataset_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--dataset",

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-from orchestrator.cli.common import add_dataset_args, add_run_args, csv_list
+from orchestrator.cli.common import (
+    add_dataset_args,
+    add_run_args,
+    add_seeds_arg,
+    add_sets_arg,
+    csv_list,
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -46,20 +52,18 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="total PCA components kept (default: the first member's channels)",
     )
-    p.add_argument(
-        "--set",
-        dest="sets",
-        action="append",
-        default=[],
+    add_sets_arg(
+        p,
+        "ensemble.epochs=10, ensemble.variance=0.95, patchcore.coreset_percentage=0.01, ... "
+        "(repeatable)",
         metavar="WHO.KEY=VALUE",
-        help="ensemble.epochs=10, ensemble.variance=0.95, patchcore.coreset_percentage"
-        "=0.01, ... (repeatable)",
     )
     p.add_argument(
         "--resume",
         action="store_true",
         help="continue the latest ensemble run of the experiment, skipping finished trials",
     )
+    add_seeds_arg(p)
     add_run_args(p, experiment="ensemble", retries=0)
     p.add_argument(
         "--in-process",
@@ -98,5 +102,6 @@ def run(args: argparse.Namespace) -> int:
         output_dir=args.output_dir,
         in_process=args.in_process,
         resume=args.resume,
+        seeds=args.seeds,
     )
     return run_ensemble(opts).exit_code

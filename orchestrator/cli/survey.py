@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-from orchestrator.cli.common import add_dataset_args, add_run_args, csv_list
+from orchestrator.cli.common import (
+    add_dataset_args,
+    add_run_args,
+    add_seeds_arg,
+    add_sets_arg,
+    csv_list,
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -26,14 +32,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="comma-separated (default: every available default method)",
     )
-    p.add_argument(
-        "--set",
-        dest="sets",
-        action="append",
-        default=[],
-        metavar="METHOD.KEY=VALUE",
-        help="override a parameter, e.g. --set patchcore.coreset_percentage=0.01",
-    )
+    add_sets_arg(p, "override a parameter, e.g. --set patchcore.coreset_percentage=0.01")
+    add_seeds_arg(p)
     p.add_argument(
         "--resume",
         action="store_true",
@@ -65,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         num_cpus=args.num_cpus,
         output_dir=args.output_dir,
+        seeds=args.seeds,
     )
     result = run_survey(opts)
     if result.failed:

@@ -50,6 +50,7 @@ class EnsembleOptions:
     output_dir: Path | None = None
     in_process: bool = False  # run the trials one by one in this process, without Ray
     resume: bool = False  # continue the latest ensemble run, skipping finished trials
+    seeds: list[int] | None = None  # one trial per seed (members and network alike)
 
 
 @dataclass
@@ -115,7 +116,9 @@ def ensemble_trial(spec: Mapping[str, Any]) -> dict[str, Any]:
 
     combo = list(spec["combo"])
     cname = combo_name(combo)
-    name = f"{cname}/{spec['category']}"
+    name = f"{cname}/{spec['category']}" + (
+        f"/seed{spec['seed']}" if spec.get("seed") is not None else ""
+    )
     with (
         open_child_run(
             spec["tracking_uri"], spec["experiment_id"], spec["parent_run_id"], name, spec["tags"]
@@ -148,6 +151,7 @@ def ensemble_trial(spec: Mapping[str, Any]) -> dict[str, Any]:
                     "combination": cname,
                     "category": spec["category"],
                     "profile": spec["profile"],
+                    "seed": spec["config"].get("seed"),
                     "status": "done",
                     **m,
                 }
@@ -303,6 +307,7 @@ def run_ensemble(opts: EnsembleOptions, out: TextIO | None = None) -> EnsembleRe
                 "profile": profile,
                 "dataset": opts.dataset,
                 "members": ",".join(members),
+                "seeds": ",".join(map(str, opts.seeds)) if opts.seeds else "",
                 "combinations": opts.combinations,
                 "fusion": opts.fusion,
                 "categories": ",".join(c.name for c in categories),
@@ -322,14 +327,17 @@ def run_ensemble(opts: EnsembleOptions, out: TextIO | None = None) -> EnsembleRe
         }
         fps = {c.name: fingerprint(c) for c in categories}
         m_specs, m_res, m_names, keys = [], [], [], {}
+        seeds: list[int | None] = list(opts.seeds) if opts.seeds else [None]
         for m in members:
             entry = registry.get(m)
             source, state = resolve_source(entry, entry.adapter_class(), opts.source)
             up = (state.head if state else entry.commit) if source == "upstream" else ""
-            config = entry.resolved_config(profile, overrides.get(m))
-            for c in categories:
+            base = entry.resolved_config(profile, overrides.get(m))
+            entry.adapter_class().weights_tags(base, source)  # missing weights: stop here
+            for c, seed in itertools.product(categories, seeds):
+                config = dict(base) if seed is None else {**base, "seed": int(seed)}
                 key = member_key(m, c.name, config, fps[c.name], source, up)
-                keys[(m, c.name)] = key
+                keys[(m, c.name, seed)] = key
                 m_specs.append(
                     {
                         **common,
@@ -342,10 +350,12 @@ def run_ensemble(opts: EnsembleOptions, out: TextIO | None = None) -> EnsembleRe
                         "source": source,
                         "upstream_commit": up,
                         "device": "cpu" if not gpus else device,
+                        "seed": seed,
                         "tags": {
                             "method": m,
                             "category": c.name,
                             "profile": profile,
+                            "seed": str(config.get("seed", "")),
                             "dataset_fingerprint": fps[c.name],
                             "project_commit": commit,
                         },
@@ -354,7 +364,7 @@ def run_ensemble(opts: EnsembleOptions, out: TextIO | None = None) -> EnsembleRe
                 m_res.append(
                     {"cpu": entry.resources.cpu, "gpu": entry.resources.gpu if gpus else 0}
                 )
-                m_names.append(f"fit {m}/{c.name}")
+                m_names.append(f"fit {m}/{c.name}" + (f"/seed{seed}" if seed is not None else ""))
         say(f"mlflow: {uri} experiment {opts.experiment!r}, parent run {parent_id}")
         say(f"members: {len(m_specs)} member fit(s) (cached ones are loaded, not refitted)")
         m_out = run_trials(
@@ -368,18 +378,21 @@ def run_ensemble(opts: EnsembleOptions, out: TextIO | None = None) -> EnsembleRe
         )
         fits = sum(bool(o.ok and o.result and o.result.get("fitted")) for o in m_out)
         failed_members = {
-            (o.spec["method"], o.spec["category"]): o.error for o in m_out if not o.ok
+            (o.spec["method"], o.spec["category"], o.spec["seed"]): o.error
+            for o in m_out
+            if not o.ok
         }
         specs, names = [], []
         done = finished_trials(uri, exp_id, parent_id) if reused else {}
         resumed: list = []
         for combo in combos:
-            for c in categories:
-                if any((m, c.name) in failed_members for m in combo):
+            for c, seed in itertools.product(categories, seeds):
+                if any((m, c.name, seed) in failed_members for m in combo):
                     continue
-                member_keys = {m: keys[(m, c.name)] for m in combo}
+                member_keys = {m: keys[(m, c.name, seed)] for m in combo}
+                config = dict(ens_config) if seed is None else {**ens_config, "seed": int(seed)}
                 key = trial_key(
-                    combo=list(combo), category=c.name, config=ens_config, members=member_keys
+                    combo=list(combo), category=c.name, config=config, members=member_keys
                 )
                 if key in done:
                     resumed.append(done[key])
@@ -391,11 +404,13 @@ def run_ensemble(opts: EnsembleOptions, out: TextIO | None = None) -> EnsembleRe
                         "category": c.name,
                         "category_dir": str(Path(c.root).resolve()),
                         "member_keys": member_keys,
-                        "config": ens_config,
+                        "config": config,
+                        "seed": seed,
                         "tags": {
                             "members": combo_name(combo),
                             "category": c.name,
                             "profile": profile,
+                            "seed": str(config.get("seed", "")),
                             "fusion": opts.fusion,
                             "dataset_fingerprint": fps[c.name],
                             "orchestrator.role": "ensemble_trial",
@@ -404,16 +419,19 @@ def run_ensemble(opts: EnsembleOptions, out: TextIO | None = None) -> EnsembleRe
                         },
                     }
                 )
-                names.append(f"{combo_name(combo)}/{c.name}")
+                names.append(
+                    f"{combo_name(combo)}/{c.name}" + (f"/seed{seed}" if seed is not None else "")
+                )
         if opts.resume:
             say(
                 f"resume: {len(resumed)} trial(s) already finished, running {len(specs)}"
                 if reused
                 else "resume: no earlier ensemble run in this experiment, starting a new one"
             )
+        n_seeds = f" x {len(seeds)} seeds" if opts.seeds else ""
         say(
-            f"ensemble: {len(combos)} combination(s) x {len(categories)} categor(y/ies) = "
-            f"{len(specs) + len(resumed)} trials"
+            f"ensemble: {len(combos)} combination(s) x {len(categories)} categor(y/ies)"
+            f"{n_seeds} = {len(specs) + len(resumed)} trials"
         )
         e_out = run_trials(
             specs,
@@ -426,13 +444,14 @@ def run_ensemble(opts: EnsembleOptions, out: TextIO | None = None) -> EnsembleRe
         )
     rows = comparison_rows([_Finished(rows_from_run(r, profile)) for r in resumed] + list(e_out))
     failed = len(failed_members) + sum(not o.ok for o in e_out)
-    for (m, cat), err in failed_members.items():
+    for (m, cat, seed), err in failed_members.items():
         rows.append(
             {
                 "method": m,
                 "kind": "member",
                 "category": cat,
                 "profile": profile,
+                "seed": seed,
                 "status": "failed",
                 "error": err,
             }
@@ -460,6 +479,8 @@ def rows_from_run(run, profile: str) -> list[dict[str, Any]]:
     """The comparison rows of a finished ensemble trial, rebuilt from its MLflow metrics."""
     combo = run.data.tags["members"]
     category = run.data.tags["category"]
+    seed_tag = run.data.tags.get("seed", "")
+    seed = int(seed_tag) if seed_tag.isdigit() else None
     labels = {"feature": (f"feature[{combo}]", "feature")}
     labels |= {f"output_{k}": (f"{k}[{combo}]", "output") for k in ("mean", "cawpe")}
     labels |= {f"member.{m}": (m, "member") for m in combo.split("+")}
@@ -478,6 +499,7 @@ def rows_from_run(run, profile: str) -> list[dict[str, Any]]:
                     "combination": combo,
                     "category": category,
                     "profile": profile,
+                    "seed": seed,
                     "status": "done",
                     **metrics,
                 }
@@ -496,13 +518,14 @@ def comparison_rows(outcomes) -> list[dict[str, Any]]:
                     "kind": "feature",
                     "category": o.spec["category"],
                     "profile": o.spec["profile"],
+                    "seed": o.spec.get("seed"),
                     "status": "failed",
                     "error": o.error,
                 }
             )
             continue
         for r in o.result["rows"]:
-            k = (r["method"], r["category"])
+            k = (r["method"], r["category"], r.get("seed"))
             if k not in seen:
                 seen.add(k)
                 rows.append(r)
@@ -519,21 +542,33 @@ def comparison_markdown(
         "ece",
     ),
 ) -> str:
-    """Members vs output-level vs feature-level, one line per (approach, category)."""
+    """Members vs output-level vs feature-level, one line per (approach, category); over
+    several seeds a cell is ``mean ± std (n=k)``."""
     present = [m for m in metrics if any(m in r for r in rows)]
     head = "| approach | kind | category | " + " | ".join(present) + " |"
     lines = [head, "|" + "---|" * (3 + len(present))]
     order = {"member": 0, "output": 1, "feature": 2}
-    for r in sorted(rows, key=lambda r: (r["category"], order.get(r.get("kind"), 3), r["method"])):
+    groups: dict[tuple[str, str, str], list[Mapping[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault((r["category"], r.get("kind", ""), r["method"]), []).append(r)
+    for cat, kind, method in sorted(groups, key=lambda k: (k[0], order.get(k[1], 3), k[2])):
+        group = groups[(cat, kind, method)]
+        done = [r for r in group if r.get("status") == "done"]
+        several = len({r.get("seed") for r in group}) > 1
         cells = []
         for m in present:
-            v = r.get(m)
-            cells.append(
-                "FAILED" if r.get("status") != "done" else ("" if v is None else f"{float(v):.3f}")
-            )
-        lines.append(
-            f"| {r['method']} | {r.get('kind', '')} | {r['category']} | " + " | ".join(cells) + " |"
-        )
+            vals = [float(r[m]) for r in done if r.get(m) is not None]
+            if not done:
+                cells.append("FAILED")
+            elif not vals:
+                cells.append("")
+            elif several:
+                sd = float(np.std(vals, ddof=1)) if len(vals) > 1 else float("nan")
+                spread = f" ± {sd:.3f}" if len(vals) > 1 else ""
+                cells.append(f"{np.mean(vals):.3f}{spread} (n={len(vals)})")
+            else:
+                cells.append(f"{vals[0]:.3f}")
+        lines.append(f"| {method} | {kind} | {cat} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

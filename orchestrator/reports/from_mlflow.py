@@ -34,6 +34,7 @@ def survey_rows(uri: str, experiment: str, parent_run_id: str | None = None) -> 
             "method": ident[0],
             "category": ident[1],
             "profile": tags.get("profile", ""),
+            "seed": _seed(tags.get("seed")),
             "source": tags.get("source", ""),
             "run_id": run.info.run_id,
         }
@@ -53,3 +54,10 @@ def report(uri: str, experiment: str, out_dir: Path, parent_run_id: str | None =
     if not rows:
         raise UserError(f"survey run {parent_run_id} has no trial runs yet")
     return parent_run_id, rows, write_reports(rows, out_dir)
+
+
+def _seed(text: str | None) -> int | None:
+    try:
+        return int(text) if text not in (None, "") else None
+    except ValueError:
+        return None

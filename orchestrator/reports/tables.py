@@ -1,11 +1,13 @@
 """Summary tables: one per metric, a row per (method, profile), a column per category and
 the per-method average, as the thesis' tables 2.1/2.2. Rows are plain dicts with ``method``,
-``category``, ``profile``, ``status`` (``done``/``failed``) and metric values."""
+``category``, ``profile``, ``seed``, ``status`` (``done``/``failed``) and metric values;
+several seeds of a cell give ``mean ± std (n=k)``."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -48,28 +50,101 @@ def _num(v: Any) -> float | None:
     return f if math.isfinite(f) else None
 
 
-def summary_table(rows: Sequence[Mapping[str, Any]], metric: str) -> pd.DataFrame:
-    """methods x categories (+ ``Average`` over the categories with a value) for ``metric``.
+@dataclass
+class Summary:
+    """One metric's table: ``mean`` (floats, ``"FAILED"`` or None), ``std`` (sample standard
+    deviation over seeds, NaN below two) and ``n`` (finished seeds), same index and columns."""
 
-    Index: ``(method, profile)``. Cells: floats; a failed trial is ``"FAILED"``, a missing
-    value ``None``.
+    mean: pd.DataFrame
+    std: pd.DataFrame
+    n: pd.DataFrame
+
+    @property
+    def has_spread(self) -> bool:
+        return bool((self.n.to_numpy() > 1).any())
+
+
+def _mean_std(values: Sequence[float]) -> tuple[float | None, float]:
+    if not values:
+        return None, math.nan
+    mean = sum(values) / len(values)
+    if len(values) < 2:
+        return mean, math.nan
+    var = sum((v - mean) ** 2 for v in values) / (len(values) - 1)
+    return mean, math.sqrt(var)
+
+
+def summarise(rows: Sequence[Mapping[str, Any]], metric: str) -> Summary:
+    """methods x categories (+ ``Average``) for ``metric``, over the seeds of each cell.
+
+    Index: ``(method, profile)``. A cell is the mean over its finished trials (one per seed);
+    a cell whose trials all failed is ``"FAILED"``. ``Average`` is, per seed, the mean over
+    the categories with a value, then the mean and std of those over the seeds.
     """
     cats = sorted({str(r["category"]) for r in rows})
     keys = sorted({(str(r["method"]), str(r.get("profile", ""))) for r in rows})
-    data: dict[tuple[str, str], dict[str, Any]] = {k: dict.fromkeys(cats) for k in keys}
+    values: dict[tuple[str, str], dict[str, dict[Any, float]]] = {
+        k: {c: {} for c in cats} for k in keys
+    }
+    failed: set[tuple[tuple[str, str], str]] = set()
     for r in rows:
-        cell = data[(str(r["method"]), str(r.get("profile", "")))]
+        k, c = (str(r["method"]), str(r.get("profile", ""))), str(r["category"])
+        v = _num(r.get(metric)) if r.get("status", "done") == "done" else None
         if r.get("status", "done") != "done":
-            if cell[str(r["category"])] is None:
-                cell[str(r["category"])] = FAILED
-            continue
-        cell[str(r["category"])] = _num(r.get(metric))
-    for cell in data.values():
-        vals = [v for v in cell.values() if isinstance(v, float)]
-        cell[AVERAGE] = sum(vals) / len(vals) if vals else None
-    df = pd.DataFrame.from_dict(data, orient="index", columns=[*cats, AVERAGE])
-    df.index = pd.MultiIndex.from_tuples(keys, names=["method", "profile"])
-    return df
+            failed.add((k, c))
+        elif v is not None:
+            values[k][c][r.get("seed")] = v
+    mean: dict[tuple[str, str], dict[str, Any]] = {}
+    std: dict[tuple[str, str], dict[str, float]] = {}
+    n: dict[tuple[str, str], dict[str, int]] = {}
+    for k in keys:
+        mean[k], std[k], n[k] = {}, {}, {}
+        per_seed: dict[Any, list[float]] = {}
+        for c in cats:
+            vals = list(values[k][c].values())
+            m, sd = _mean_std(vals)
+            mean[k][c] = FAILED if m is None and (k, c) in failed else m
+            std[k][c], n[k][c] = sd, len(vals)
+            for seed, v in values[k][c].items():
+                per_seed.setdefault(seed, []).append(v)
+        averages = [sum(v) / len(v) for v in per_seed.values()]
+        mean[k][AVERAGE], std[k][AVERAGE] = _mean_std(averages)
+        n[k][AVERAGE] = len(averages)
+    index = pd.MultiIndex.from_tuples(keys, names=["method", "profile"])
+    cols = [*cats, AVERAGE]
+
+    def frame(d: dict) -> pd.DataFrame:
+        df = pd.DataFrame.from_dict(d, orient="index", columns=cols)
+        df.index = index
+        return df
+
+    return Summary(frame(mean), frame(std), frame(n))
+
+
+def summary_table(rows: Sequence[Mapping[str, Any]], metric: str) -> pd.DataFrame:
+    """The means of :func:`summarise` (what the heat-map shows)."""
+    return summarise(rows, metric).mean
+
+
+def stats_long(rows: Sequence[Mapping[str, Any]], metrics: Sequence[str]) -> pd.DataFrame:
+    """One row per (method, profile, category, metric): mean, std, n."""
+    out = []
+    for metric in metrics:
+        s = summarise(rows, metric)
+        for (method, profile), row in s.mean.iterrows():
+            for col, v in row.items():
+                out.append(
+                    {
+                        "method": method,
+                        "profile": profile,
+                        "category": col,
+                        "metric": metric,
+                        "mean": v if isinstance(v, float) else None,
+                        "std": s.std.loc[(method, profile), col],
+                        "n": int(s.n.loc[(method, profile), col]),
+                    }
+                )
+    return pd.DataFrame(out)
 
 
 def _cell(v: Any, digits: int) -> str:
@@ -84,17 +159,28 @@ def _digits(metric: str) -> int:
     return 1 if metric.endswith(("_seconds", "_mb")) else 3
 
 
-def _grid(df: pd.DataFrame, metric: str) -> tuple[list[str], list[list[str]]]:
+def _grid(
+    df: pd.DataFrame, metric: str, spread: Summary | None = None
+) -> tuple[list[str], list[list[str]]]:
+    """Header and body cells; with a spread that has several seeds: ``mean ± std (n=k)``."""
     header = ["Method", "Profile", *map(str, df.columns)]
-    body = [
-        [m, p, *(_cell(v, _digits(metric)) for v in row)]
-        for (m, p), row in zip(df.index, df.itertuples(index=False), strict=True)
-    ]
+    digits = _digits(metric)
+    body = []
+    for (m, p), row in zip(df.index, df.itertuples(index=False), strict=True):
+        cells = []
+        for col, v in zip(df.columns, row, strict=True):
+            text = _cell(v, digits)
+            if spread is not None and spread.has_spread and isinstance(v, float):
+                sd, k = spread.std.loc[(m, p), col], int(spread.n.loc[(m, p), col])
+                text += f" ± {_cell(float(sd), digits)}" if k > 1 else ""
+                text += f" (n={k})"
+            cells.append(text)
+        body.append([m, p, *cells])
     return header, body
 
 
-def to_markdown(df: pd.DataFrame, metric: str) -> str:
-    header, body = _grid(df, metric)
+def to_markdown(df: pd.DataFrame, metric: str, spread: Summary | None = None) -> str:
+    header, body = _grid(df, metric, spread)
     lines = [f"**{metric}**", "", "| " + " | ".join(header) + " |"]
     lines.append("|" + "|".join(["---", "---"] + ["---:"] * (len(header) - 2)) + "|")
     lines += ["| " + " | ".join(r) + " |" for r in body]
@@ -105,8 +191,8 @@ def _tex(s: str) -> str:
     return s.replace("\\", "\\textbackslash{}").replace("_", "\\_").replace("%", "\\%")
 
 
-def to_latex(df: pd.DataFrame, metric: str) -> str:
-    header, body = _grid(df, metric)
+def to_latex(df: pd.DataFrame, metric: str, spread: Summary | None = None) -> str:
+    header, body = _grid(df, metric, spread)
     cols = "ll" + "r" * (len(header) - 2)
     lines = [
         "\\begin{table}[ht]",
@@ -124,9 +210,9 @@ def to_latex(df: pd.DataFrame, metric: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def to_text(df: pd.DataFrame, metric: str) -> str:
+def to_text(df: pd.DataFrame, metric: str, spread: Summary | None = None) -> str:
     """A fixed-width table for the console."""
-    header, body = _grid(df, metric)
+    header, body = _grid(df, metric, spread)
     widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
     fmt = lambda r: "  ".join(  # noqa: E731
         c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))
@@ -139,7 +225,10 @@ def console_summary(rows: Sequence[Mapping[str, Any]]) -> str:
     metrics = [m for m in CONSOLE_METRICS if m in present_metrics(rows)]
     if "image_auroc_mean" in metrics and "image_auroc" in metrics:
         metrics.remove("image_auroc")
-    parts = [to_text(summary_table(rows, m), m) for m in metrics]
+    parts = []
+    for m in metrics:
+        s = summarise(rows, m)
+        parts.append(to_text(s.mean, m, s))
     if not parts and rows:
         parts.append(to_text(summary_table(rows, "image_auroc"), "image_auroc"))
     failed = [r for r in rows if r.get("status", "done") != "done"]
@@ -161,11 +250,13 @@ def write_reports(rows: Sequence[Mapping[str, Any]], out_dir: Path) -> list[Path
     md_all, tex_all = [], []
     metrics = present_metrics(rows)
     for m in metrics:
-        df = summary_table(rows, m)
-        df.to_csv(out_dir / f"summary_{m}.csv")
-        md_all.append(to_markdown(df, m))
-        tex_all.append(to_latex(df, m))
+        s = summarise(rows, m)
+        s.mean.to_csv(out_dir / f"summary_{m}.csv")
+        md_all.append(to_markdown(s.mean, m, s))
+        tex_all.append(to_latex(s.mean, m, s))
         written.append(out_dir / f"summary_{m}.csv")
+    stats_long(rows, metrics).to_csv(out_dir / "summary_stats.csv", index=False)
+    written.append(out_dir / "summary_stats.csv")
     (out_dir / "summary.md").write_text("\n".join(md_all))
     (out_dir / "summary.tex").write_text("\n".join(tex_all))
     written += [out_dir / "summary.md", out_dir / "summary.tex"]

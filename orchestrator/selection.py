@@ -1,0 +1,60 @@
+"""Choosing a setting on validation data (orchestrator.data.validation), never on test data.
+
+For each candidate value of one parameter, the method is fitted on each category's training
+images and scored on its validation set (validation good images + synthetic anomalies); the
+value with the highest mean validation metric over the categories wins (ties: the first
+value listed). ``orchestrate choose`` prints the table; registry.yaml records the outcome.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from orchestrator.errors import UserError
+
+
+def choose_on_validation(
+    cls,
+    config: dict[str, Any],
+    param: str,
+    values: Sequence[Any],
+    categories,
+    source: str = "native",
+    device: str = "cpu",
+    metric: str = "image_auroc",
+    seed: int = 0,
+    progress: Callable[[str], None] | None = None,
+) -> tuple[Any, list[dict[str, Any]]]:
+    """``(chosen value, rows)``; a row per (value, category) with validation metrics."""
+    from adapters.common import seed_everything
+    from orchestrator.data import load_category
+    from orchestrator.data.validation import write_validation_category
+    from orchestrator.metrics import evaluate
+
+    if param not in config:
+        raise UserError(f"unknown parameter {param!r} (known: {', '.join(sorted(config))})")
+    if not values:
+        raise UserError("no candidate values given")
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="validation-") as tmp:
+        folders = [write_validation_category(c, Path(tmp), seed=seed) for c in categories]
+        for value in values:
+            for folder in folders:
+                cat = load_category(folder)
+                adapter = cls({**config, param: value}, device=device, source=source)
+                seed_everything(int(adapter.config.get("seed", 0)))
+                adapter.fit(cat.split("train"))
+                val = cat.split("test")
+                m = evaluate(val, adapter.predict(val))
+                rows.append({"value": value, "category": cat.name, **m})
+                if progress:
+                    progress(f"{param}={value} {cat.name}: validation {metric} {m[metric]:.3f}")
+    means = {}
+    for value in values:
+        vals = [r[metric] for r in rows if r["value"] == value]
+        means[repr(value)] = sum(vals) / len(vals)
+    best = max(values, key=lambda v: (means[repr(v)], -list(values).index(v)))
+    return best, rows
