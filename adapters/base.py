@@ -207,13 +207,22 @@ class Adapter(ABC):
         ]
 
     @classmethod
-    def weights_tags(cls, config: Mapping[str, Any], source: str) -> dict[str, str]:
+    def weights_tags(
+        cls, config: Mapping[str, Any], source: str, verify: bool = False
+    ) -> dict[str, str]:
         """Where the backbone weights come from: ``weights_source`` (weights_path, hub_cache,
         package:<name>, download, random (seed N), or none) and ``weights_sha256``. Raises
-        UserError (one line) when ``pretrained`` weights cannot be found."""
+        UserError (one line) when ``pretrained`` weights cannot be found; with ``verify``, also
+        when a ``weights_path`` file is unreadable or of another architecture."""
         from adapters.common.weights import backbone_weights
 
         used = [backbone_weights(*b) for b in cls.backbones(config, source)]
+        if verify:
+            from adapters.common.weights import verify_weights
+
+            for b in cls.backbones(config, source):
+                if b[2]:  # a user's weights_path: does it fit the architecture?
+                    verify_weights(b[0], b[2])
         if not used:
             return {"weights_backbone": "", "weights_source": "none", "weights_sha256": ""}
         return {

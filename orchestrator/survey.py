@@ -225,7 +225,7 @@ def _plan(
         commit = (state.head if state else entry.commit) if source == "upstream" else ""
         base = entry.resolved_config(profile, overrides.get(m))
         # fails here, before any trial runs, when a pretrained backbone's weights are missing
-        plan.weights[m] = cls.weights_tags(base, source)
+        plan.weights[m] = cls.weights_tags(base, source, verify=True)
         plan.notes[m] = cls.profile_notes.get(profile, "")
         res = entry.resources
         trial_device = device if res.gpu > 0 and gpus > 0 else "cpu"

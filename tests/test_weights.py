@@ -145,6 +145,25 @@ def test_survey_without_weights_exits_2_before_any_trial(tiny_synthetic, tmp_pat
     assert r.returncode == 2 and "unknown backbone 'nonet'" in r.stderr.strip().splitlines()[-1]
 
 
+def test_survey_with_a_bad_weights_file_exits_2_naming_it(
+    tiny_synthetic, tmp_path, random_resnet18
+):
+    """weights_path of another architecture, or truncated: one line before any trial."""
+    env = {"TORCH_HOME": str(tmp_path / "torch"), "ORCHESTRATOR_OFFLINE": "1"}
+    args = ["survey", "--dataset", str(tiny_synthetic), "--methods", "patchcore",
+            "--categories", "pushpins", "--num-cpus", "1",
+            "--tracking-uri", f"sqlite:///{tmp_path / 'm.db'}"]  # fmt: skip
+    cut = tmp_path / "cut.pth"
+    cut.write_bytes(packaged_lite0().read_bytes()[: 1 << 20])
+    for path, words in ((random_resnet18, "does not fit backbone efficientnet_lite0"),
+                        (cut, "truncated or not a torch state dict")):  # fmt: skip
+        r = _cli([*args, "--set", f"patchcore.weights_path={path}"], env, tmp_path)
+        assert r.returncode == 2, r.stderr[-2000:]
+        last = r.stderr.strip().splitlines()[-1]
+        assert words in last and str(path) in last and "Traceback" not in r.stderr
+        assert "survey:" not in r.stdout
+
+
 def test_weights_import_checks_architecture_and_file(hub, random_resnet18, tmp_path, capsys):
     # wrong architecture: a resnet18 state dict offered as EfficientNet-Lite0
     assert main(["weights", "import", str(random_resnet18), "--backbone", LITE0]) == 2

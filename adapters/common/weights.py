@@ -336,6 +336,15 @@ def backbone_weights(name: str, pretrained: bool, weights_path: str | None, seed
     return random_weights(name, seed)
 
 
+def verify_weights(name: str, path: str | Path) -> None:
+    """A ``weights_path`` file must be a readable state dict of the backbone's architecture
+    (checked before any trial, so a wrong file is one line, not a failed trial)."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise UserError(f"weights_path {path} does not exist (backbone {name})")
+    load_into(build_architecture(name), read_state_dict(path), canonical(name), path)
+
+
 def import_weights(file: str | Path, backbone: str) -> Path:
     """Check a state dict against the architecture and copy it into the hub cache under the
     name torchvision uses (an air-gapped site's weights on a USB stick)."""

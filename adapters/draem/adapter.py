@@ -52,8 +52,8 @@ class DRAEM(Adapter):
     sources = ("upstream", "native")
     profile_notes: ClassVar[dict[str, str]] = {
         "quick": "DRAEM trains both sub-networks from scratch (no pretrained backbone); the "
-        "quick profile's few CPU steps leave it near chance, so its quick numbers say little: "
-        "use --profile paper (a GPU) for DRAEM"
+        "quick profile's 200 CPU steps leave it near chance on some categories, so its quick "
+        "numbers say little: use --profile paper (a GPU) for DRAEM"
     }
     default_config: ClassVar[dict[str, Any]] = {
         "epochs": 700,

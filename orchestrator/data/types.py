@@ -54,10 +54,28 @@ class Region:
         return int(self.mask.sum())
 
 
+def _to_8bit_rgb(im: Image.Image) -> Image.Image:
+    """Any PIL mode as 8-bit RGB. 16-bit and 32-bit integer images (``I;16``, ``I``: common
+    from industrial cameras) are scaled from their range to 0-255 (``convert("RGB")`` would
+    clip them to white); float images (``F``) from 0-1, or 0-255 when larger."""
+    if im.mode.startswith("I") or im.mode == "F":
+        arr = np.asarray(im).astype(np.float64)
+        if im.mode == "F":
+            top = 1.0 if arr.size and np.nanmax(arr) <= 1.0 else 255.0
+        else:
+            top = 255.0 if arr.size and arr.max() <= 255 and im.mode == "I" else 65535.0
+            if arr.size and arr.max() > 65535:
+                top = float(2**32 - 1)
+        gray = np.clip(np.rint(arr * (255.0 / top)), 0, 255).astype(np.uint8)
+        return Image.fromarray(np.repeat(gray[..., None], 3, axis=2))
+    return im.convert("RGB")
+
+
 def read_rgb(path: Path, size: tuple[int, int] | None = None) -> np.ndarray:
-    """Read an image as RGB uint8 ``[H, W, 3]``; ``size=(H, W)`` resizes bilinearly."""
+    """Read an image as RGB uint8 ``[H, W, 3]`` (16-bit images scaled, not clipped);
+    ``size=(H, W)`` resizes bilinearly."""
     with Image.open(path) as im:
-        im = im.convert("RGB")
+        im = _to_8bit_rgb(im)
         if size is not None and (im.height, im.width) != tuple(size):
             im = im.resize((size[1], size[0]), Image.BILINEAR)
         return np.asarray(im, dtype=np.uint8).copy()

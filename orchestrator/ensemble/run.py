@@ -333,7 +333,7 @@ def run_ensemble(opts: EnsembleOptions, out: TextIO | None = None) -> EnsembleRe
             source, state = resolve_source(entry, entry.adapter_class(), opts.source)
             up = (state.head if state else entry.commit) if source == "upstream" else ""
             base = entry.resolved_config(profile, overrides.get(m))
-            entry.adapter_class().weights_tags(base, source)  # missing weights: stop here
+            entry.adapter_class().weights_tags(base, source, verify=True)  # stop here if bad
             for c, seed in itertools.product(categories, seeds):
                 config = dict(base) if seed is None else {**base, "seed": int(seed)}
                 key = member_key(m, c.name, config, fps[c.name], source, up)
