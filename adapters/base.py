@@ -99,6 +99,9 @@ class Adapter(ABC):
     default_config: ClassVar[dict[str, Any]] = {}
     #: profile -> a caveat printed when a survey starts with that profile.
     profile_notes: ClassVar[dict[str, str]] = {}
+    #: True: the ``backbone`` / ``pretrained`` / ``weights_path`` keys of the config name a
+    #: backbone built through adapters.common.weights (tagged, checked before any trial).
+    uses_weights_resolver: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -194,8 +197,9 @@ class Adapter(ABC):
         cls, config: Mapping[str, Any], source: str
     ) -> list[tuple[str, bool, str | None, int]]:
         """``(name, pretrained, weights_path, seed)`` of every backbone the method builds from
-        ``config`` with ``source`` (default: the ``backbone`` key, if the config has one)."""
-        if "backbone" not in config:
+        ``config`` with ``source`` (default: the ``backbone`` key of an adapter that sets
+        ``uses_weights_resolver``)."""
+        if not cls.uses_weights_resolver or "backbone" not in config:
             return []
         return [
             (

@@ -8,6 +8,7 @@ value listed). ``orchestrate choose`` prints the table; registry.yaml records th
 
 from __future__ import annotations
 
+import math
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -49,12 +50,16 @@ def choose_on_validation(
                 adapter.fit(cat.split("train"))
                 val = cat.split("test")
                 m = evaluate(val, adapter.predict(val))
+                if metric not in m:
+                    raise UserError(f"unknown metric {metric!r} (known: {', '.join(sorted(m))})")
                 rows.append({"value": value, "category": cat.name, **m})
                 if progress:
                     progress(f"{param}={value} {cat.name}: validation {metric} {m[metric]:.3f}")
     means = {}
     for value in values:
         vals = [r[metric] for r in rows if r["value"] == value]
-        means[repr(value)] = sum(vals) / len(vals)
+        ok = [v for v in vals if v is not None and math.isfinite(v)]
+        # a value whose metric is undefined on some category cannot win
+        means[repr(value)] = sum(ok) / len(ok) if len(ok) == len(vals) else -math.inf
     best = max(values, key=lambda v: (means[repr(v)], -list(values).index(v)))
     return best, rows

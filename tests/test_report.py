@@ -139,6 +139,14 @@ def test_seeds_table_mean_std_n():
     assert s.mean.loc[b, "y"] == "FAILED" and s.n.loc[b, "y"] == 0
     text = to_text(s.mean, "image_auroc_mean", s)
     assert "0.800 ± 0.100 (n=3)" in text and "0.400 (n=1)" in text and "FAILED" in text
+    assert s.mean.loc[b, "Average"] == pytest.approx(0.4) and s.n.loc[b, "Average"] == 1
+    # a seed missing one category is left out of the Average, not averaged over fewer
+    partial = [
+        r for r in rows if not (r["method"] == "a" and r["category"] == "y" and r["seed"] == 2)
+    ]
+    p = summarise(partial, "image_auroc_mean")
+    assert p.n.loc[a, "Average"] == 2
+    assert p.mean.loc[a, "Average"] == pytest.approx(np.mean(per_seed[:2]))
     # one seed per cell: plain numbers, as before
     single = summarise([r for r in rows if r.get("seed") == 0], "image_auroc_mean")
     assert not single.has_spread

@@ -34,9 +34,10 @@ def hub(tmp_path, monkeypatch) -> Path:
     """An empty torch hub cache, and no download attempts."""
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     monkeypatch.setenv("ORCHESTRATOR_OFFLINE", "1")
+    before = torch.hub._hub_dir  # None unless someone called set_dir: TORCH_HOME then rules
     torch.hub.set_dir(str(tmp_path / "torch" / "hub"))
     yield checkpoints_dir()
-    torch.hub.set_dir(os.path.join(os.path.expanduser("~"), ".cache", "torch", "hub"))
+    torch.hub._hub_dir = before
 
 
 @pytest.fixture
@@ -112,10 +113,32 @@ def test_absent_and_offline_is_one_line(hub):
 
 
 def test_unreachable_host_is_reported_not_waited_for(monkeypatch):
-    monkeypatch.delenv("ORCHESTRATOR_OFFLINE", raising=False)
+    import socket
+
+    for var in ("ORCHESTRATOR_OFFLINE", "HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy",
+                "ALL_PROXY", "all_proxy"):  # fmt: skip
+        monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("ORCHESTRATOR_DOWNLOAD_TIMEOUT", "2")
-    # nothing listens on loopback's 443 here: refused at once
-    assert "unreachable" in _offline_reason("https://127.0.0.1/x.pth")
+    with socket.socket() as s:  # a loopback port that was just free: nothing listens there
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    assert "unreachable" in _offline_reason(f"https://127.0.0.1:{port}/x.pth")
+    monkeypatch.setenv("ORCHESTRATOR_DOWNLOAD_TIMEOUT", "soon")
+    with pytest.raises(UserError, match="ORCHESTRATOR_DOWNLOAD_TIMEOUT"):
+        _offline_reason(f"https://127.0.0.1:{port}/x.pth")
+
+
+def test_layer_features_leave_the_backbone_alone():
+    from adapters.common import LayerFeatures
+
+    net = build_backbone("resnet18", pretrained=False)
+    two, one = LayerFeatures(net, ["layer2", "layer3"]), LayerFeatures(net, ["layer2"])
+    x = torch.randn(1, 3, 64, 64)
+    a, b = two(x), one(x)
+    assert [t.shape[1] for t in a] == [128, 256] and torch.equal(a[0], b[0])
+    assert net(x).shape == (1, 1000)  # no hook is left behind
+    with pytest.raises(UserError, match="no layer 'layer9'"):
+        LayerFeatures(net, ["layer9"])
 
 
 def _cli(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
@@ -196,7 +219,7 @@ def test_weights_list_names_every_backbone(hub, capsys):
     assert "not found" in wrn and "9ba9bcbe" in wrn and "patchcore/paper" in wrn
 
 
-def test_runs_record_weights_provenance():
+def test_runs_record_weights_provenance(hub):
     from orchestrator.registry import load_registry, run_tags
 
     reg = load_registry()
@@ -208,4 +231,16 @@ def test_runs_record_weights_provenance():
     assert run_tags(rd)["weights_source"] == "random (seed 0)"
     assert run_tags(reg.build("draem", profile="quick", source="native"))["weights_source"] == (
         "none"
+    )
+    # an adapter that does not use the resolver keeps its own "backbone" key to itself
+    from adapters.pixelstats import PixelStats
+
+    class OwnBackbone(PixelStats):
+        name = "own"
+
+    assert (
+        OwnBackbone.weights_tags({"backbone": "my-timm-net", "pretrained": True}, "native")[
+            "weights_source"
+        ]
+        == "none"
     )

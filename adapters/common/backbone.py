@@ -19,48 +19,60 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 class _Reached(Exception):
-    """Raised by the last hook: the rest of the network is not computed."""
+    """Raised by the last hook of one forward pass: the rest of the network is skipped."""
 
 
 class LayerFeatures(nn.Module):
     """Feature maps of named submodules of a backbone (frozen), e.g. ``["layer2", "layer3"]``
     of a ResNet or ``["_blocks.4", "_blocks.10"]`` of an EfficientNet-Lite.
 
-    Forward hooks collect the outputs; the forward pass stops after the last layer named
-    (as upstream PatchCore's feature aggregator does), so any ``nn.Module`` works.
+    Forward hooks, registered for the length of one ``forward`` only, collect the outputs;
+    the pass stops after the last layer named (as upstream PatchCore's feature aggregator
+    does), so any ``nn.Module`` works and the backbone itself is left untouched.
     """
 
     def __init__(self, backbone: nn.Module, layers: Sequence[str]):
         super().__init__()
         self.layers = list(layers)
         self.body = backbone
-        self._out: dict[str, torch.Tensor] = {}
+        self._modules_at: list[nn.Module] = []
         for name in self.layers:
             try:
-                module = backbone.get_submodule(name)
+                self._modules_at.append(backbone.get_submodule(name))
             except AttributeError as exc:
                 raise UserError(f"backbone has no layer {name!r}") from exc
-            module.register_forward_hook(self._hook(name))
         for p in self.body.parameters():
             p.requires_grad_(False)
         self.body.eval()
 
-    def _hook(self, name: str):
-        def hook(_module, _inputs, output):
-            self._out[name] = output
-            if len(self._out) == len(self.layers):
-                raise _Reached
-
-        return hook
-
     @torch.no_grad()
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        self._out = {}
+        out: dict[str, torch.Tensor] = {}
+        stop = _Reached()
+
+        def hook_for(name: str):
+            def hook(_module, _inputs, output):
+                out[name] = output
+                if len(out) == len(self.layers):
+                    raise stop
+
+            return hook
+
+        handles = [
+            m.register_forward_hook(hook_for(n))
+            for n, m in zip(self.layers, self._modules_at, strict=True)
+        ]
         try:
             self.body(x)
-        except _Reached:
-            pass
-        out, self._out = self._out, {}
+        except _Reached as exc:
+            if exc is not stop:  # another LayerFeatures' pass: not ours to swallow
+                raise
+        finally:
+            for h in handles:
+                h.remove()
+        missing = [n for n in self.layers if n not in out]
+        if missing:
+            raise UserError(f"backbone layer(s) {', '.join(missing)} never ran in forward()")
         return [out[n] for n in self.layers]
 
 

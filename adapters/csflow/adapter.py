@@ -92,6 +92,7 @@ class NativeExtractor(nn.Module):
 
 class CSFlow(Adapter):
     name = "csflow"
+    uses_weights_resolver = True
     default_resources = Resources(cpu=2, gpu=1, memory_gb=16)
     sources = ("upstream", "native")
     default_config: ClassVar[dict[str, Any]] = {

@@ -27,6 +27,7 @@ from adapters.common.engine import EngineAdapter
 
 class PatchCore(EngineAdapter):
     name = "patchcore"
+    uses_weights_resolver = True
     native_engine = "adapters.patchcore.native:NativePatchCore"
     upstream_engine = "adapters.patchcore.upstream:UpstreamPatchCore"
     feature_name = "nn_difference"

@@ -34,6 +34,7 @@ from adapters.common.engine import EngineAdapter
 
 class RevDist(EngineAdapter):
     name = "revdist"
+    uses_weights_resolver = True
     native_engine = "adapters.revdist.engine_native:NativeRevDist"
     upstream_engine = "adapters.revdist.upstream:UpstreamRevDist"
     feature_name = "cosine_distance"

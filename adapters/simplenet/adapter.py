@@ -26,6 +26,7 @@ from adapters.common.engine import EngineAdapter
 
 class SimpleNet(EngineAdapter):
     name = "simplenet"
+    uses_weights_resolver = True
     native_engine = "adapters.simplenet.native:NativeSimpleNet"
     upstream_engine = "adapters.simplenet.upstream:UpstreamSimpleNet"
     feature_name = "adapter"

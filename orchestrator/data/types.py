@@ -55,17 +55,17 @@ class Region:
 
 
 def _to_8bit_rgb(im: Image.Image) -> Image.Image:
-    """Any PIL mode as 8-bit RGB. 16-bit and 32-bit integer images (``I;16``, ``I``: common
-    from industrial cameras) are scaled from their range to 0-255 (``convert("RGB")`` would
-    clip them to white); float images (``F``) from 0-1, or 0-255 when larger."""
+    """Any PIL mode as 8-bit RGB. Integer images of more than 8 bits (``I;16``, ``I``: 16-bit
+    PNG / TIFF, common from industrial cameras) are scaled from the 16-bit range to 0-255
+    (``convert("RGB")`` would clip them to white; 12-bit data stored unshifted comes out
+    dark, not wrong); 32-bit values beyond it from the 32-bit range; float images (``F``)
+    from 0-1, or 0-255 when larger."""
     if im.mode.startswith("I") or im.mode == "F":
         arr = np.asarray(im).astype(np.float64)
         if im.mode == "F":
             top = 1.0 if arr.size and np.nanmax(arr) <= 1.0 else 255.0
         else:
-            top = 255.0 if arr.size and arr.max() <= 255 and im.mode == "I" else 65535.0
-            if arr.size and arr.max() > 65535:
-                top = float(2**32 - 1)
+            top = float(2**32 - 1) if arr.size and arr.max() > 65535 else 65535.0
         gray = np.clip(np.rint(arr * (255.0 / top)), 0, 255).astype(np.uint8)
         return Image.fromarray(np.repeat(gray[..., None], 3, axis=2))
     return im.convert("RGB")

@@ -79,7 +79,8 @@ def summarise(rows: Sequence[Mapping[str, Any]], metric: str) -> Summary:
 
     Index: ``(method, profile)``. A cell is the mean over its finished trials (one per seed);
     a cell whose trials all failed is ``"FAILED"``. ``Average`` is, per seed, the mean over
-    the categories with a value, then the mean and std of those over the seeds.
+    the categories with a value, then the mean and std of those over the seeds that have
+    every one of those categories.
     """
     cats = sorted({str(r["category"]) for r in rows})
     keys = sorted({(str(r["method"]), str(r.get("profile", ""))) for r in rows})
@@ -99,15 +100,17 @@ def summarise(rows: Sequence[Mapping[str, Any]], metric: str) -> Summary:
     n: dict[tuple[str, str], dict[str, int]] = {}
     for k in keys:
         mean[k], std[k], n[k] = {}, {}, {}
-        per_seed: dict[Any, list[float]] = {}
         for c in cats:
             vals = list(values[k][c].values())
             m, sd = _mean_std(vals)
             mean[k][c] = FAILED if m is None and (k, c) in failed else m
             std[k][c], n[k][c] = sd, len(vals)
-            for seed, v in values[k][c].items():
-                per_seed.setdefault(seed, []).append(v)
-        averages = [sum(v) / len(v) for v in per_seed.values()]
+        # per seed, the mean over the categories with a value; a seed missing a category
+        # that others have is left out (its average would cover other categories)
+        seeds = {s for c in cats for s in values[k][c]}
+        with_value = [c for c in cats if values[k][c]]
+        complete = [s for s in seeds if all(s in values[k][c] for c in with_value)]
+        averages = [sum(values[k][c][s] for c in with_value) / len(with_value) for s in complete]
         mean[k][AVERAGE], std[k][AVERAGE] = _mean_std(averages)
         n[k][AVERAGE] = len(averages)
     index = pd.MultiIndex.from_tuples(keys, names=["method", "profile"])
@@ -170,7 +173,7 @@ def _grid(
         cells = []
         for col, v in zip(df.columns, row, strict=True):
             text = _cell(v, digits)
-            if spread is not None and spread.has_spread and isinstance(v, float):
+            if spread is not None and spread.has_spread and isinstance(v, float) and v == v:
                 sd, k = spread.std.loc[(m, p), col], int(spread.n.loc[(m, p), col])
                 text += f" ± {_cell(float(sd), digits)}" if k > 1 else ""
                 text += f" (n={k})"
