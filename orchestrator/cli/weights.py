@@ -68,7 +68,8 @@ def run_list(args: argparse.Namespace) -> int:
         where = "not found"
         if found:
             where = str(found.path) if found.source == "hub_cache" else found.source
-        sha = found.sha256[:16] if found else f"({spec.hash_prefix}...)"
+        expected = f"({spec.hash_prefix}...)" if spec.hash_prefix else "(name only)"
+        sha = found.sha256[:16] if found else expected
         rows.append((backbone, spec.file_name, where, sha, ", ".join(uses[backbone])))
     header = ("backbone", "file", "found", "sha256", "used by")
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
