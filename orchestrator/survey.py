@@ -231,6 +231,7 @@ def _plan(
         trial_device = device if res.gpu > 0 and gpus > 0 else "cpu"
         for c, seed in itertools.product(categories, opts.seeds or [None]):
             config = dict(base) if seed is None else {**base, "seed": int(seed)}
+            name = f"{m}/{c.name}" + (f"/seed{seed}" if seed is not None else "")
             key = trial_key(
                 method=m,
                 category=c.name,
@@ -269,11 +270,10 @@ def _plan(
                     "profile": profile,
                     "key": key,
                     "tags": tags,
+                    "run_name": name,
                 }
             )
             plan.resources.append({"cpu": res.cpu, "gpu": res.gpu if trial_device != "cpu" else 0})
-            name = f"{m}/{c.name}" + (f"/seed{seed}" if seed is not None else "")
-            plan.specs[-1]["run_name"] = name
             plan.names.append(name)
     return plan
 
@@ -287,10 +287,7 @@ def weights_notice(plan: _Plan, profile: str) -> list[str]:
         if source != "none":
             what = f"{tags['weights_backbone']} from {source}"
             if source.startswith("random"):
-                what = (
-                    f"{tags['weights_backbone']} with random weights, {source[8:-1]}: "
-                    "pretrained is false, these are NOT ImageNet features"
-                )
+                what += ": pretrained is false, these are NOT ImageNet features"
             lines.append(f"weights: {m}: {what}")
         if plan.notes.get(m):
             lines.append(f"note: {m} at the {profile} profile: {plan.notes[m]}")

@@ -75,17 +75,14 @@ def test_ensemble_job_fits_each_member_once_and_logs_to_mlflow(tmp_path, monkeyp
     _ensemble_job(tmp_path, monkeypatch, in_process=True)
 
 
-def test_ensemble_resume_skips_finished_trials(tmp_path, monkeypatch):
-    """--resume: finished (combination, category) trials are not run again; their rows come
-    back from MLflow with the same numbers; a changed network setting is a new trial."""
-    from mlflow import MlflowClient
-
-    from orchestrator.ensemble.run import EnsembleOptions, run_ensemble
+def _two_pixelstats(tmp_path, monkeypatch):
+    """In-process ensemble options over px_a + px_b on the tiny category, a tiny network."""
+    from orchestrator.ensemble.run import EnsembleOptions
 
     monkeypatch.setenv("ORCHESTRATOR_CACHE", str(tmp_path / "cache"))
     make_tiny_category(tmp_path / "data")
     (tmp_path / "reg.yaml").write_text(REGISTRY)
-    opts = EnsembleOptions(
+    return EnsembleOptions(
         members=["px_a", "px_b"],
         dataset=str(tmp_path / "data"),
         sets=["ensemble.epochs=2", "ensemble.hidden=16", "ensemble.batch_size=256"],
@@ -94,6 +91,16 @@ def test_ensemble_resume_skips_finished_trials(tmp_path, monkeypatch):
         profile="quick",
         in_process=True,
     )
+
+
+def test_ensemble_resume_skips_finished_trials(tmp_path, monkeypatch):
+    """--resume: finished (combination, category) trials are not run again; their rows come
+    back from MLflow with the same numbers; a changed network setting is a new trial."""
+    from mlflow import MlflowClient
+
+    from orchestrator.ensemble.run import run_ensemble
+
+    opts = _two_pixelstats(tmp_path, monkeypatch)
     first = run_ensemble(opts)
     again = run_ensemble(replace(opts, resume=True))
     assert again.parent_run_id == first.parent_run_id
@@ -120,21 +127,9 @@ def test_ensemble_seeds(tmp_path, monkeypatch):
     the comparison table shows mean ± std (n), and --resume knows the seeds."""
     from mlflow import MlflowClient
 
-    from orchestrator.ensemble.run import EnsembleOptions, comparison_markdown, run_ensemble
+    from orchestrator.ensemble.run import comparison_markdown, run_ensemble
 
-    monkeypatch.setenv("ORCHESTRATOR_CACHE", str(tmp_path / "cache"))
-    make_tiny_category(tmp_path / "data")
-    (tmp_path / "reg.yaml").write_text(REGISTRY)
-    opts = EnsembleOptions(
-        members=["px_a", "px_b"],
-        dataset=str(tmp_path / "data"),
-        sets=["ensemble.epochs=2", "ensemble.hidden=16", "ensemble.batch_size=256"],
-        tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
-        registry=tmp_path / "reg.yaml",
-        profile="quick",
-        in_process=True,
-        seeds=[0, 1],
-    )
+    opts = replace(_two_pixelstats(tmp_path, monkeypatch), seeds=[0, 1])
     first = run_ensemble(opts)
     assert first.fits == 4 and first.failed == 0  # 2 members x 1 category x 2 seeds
     feature = [r for r in first.rows if r["kind"] == "feature"]

@@ -129,14 +129,7 @@ class CSFlow(Adapter):
     def backbones(cls, config, source: str) -> list[tuple[str, bool, str | None, int]]:
         name = str(config["extractor"])
         name = upstream_backbone_name(name) if source == "upstream" else native_backbone_name(name)
-        return [
-            (
-                name,
-                bool(config.get("pretrained")),
-                config.get("weights_path") or None,
-                int(config.get("seed", 0)),
-            )
-        ]
+        return super().backbones({**config, "backbone": name}, source)
 
     @property
     def size(self) -> tuple[int, int]:
