@@ -120,7 +120,28 @@ class Adapter(ABC):
         self.source = source
         self.upstream_commit: str | None = None  # set by upstream sources
         self.vendor_clean: bool | None = None  # upstream sources: checkout unmodified?
+        #: the upstream checkout (set from the registry entry; default vendor/<name>)
+        self.checkout: Path | None = None
         self.fitted = False
+
+    @property
+    def checkout_dir(self) -> Path:
+        """The folder of this method's upstream checkout (the registry entry's, by default
+        ``<vendor dir>/<name>``)."""
+        from orchestrator.paths import vendor_dir
+
+        return Path(self.checkout) if self.checkout else vendor_dir() / self.name
+
+    def record_checkout(self) -> Path:
+        """Record the checkout's actual HEAD and cleanliness on this adapter (what its results
+        are tagged with); returns the checkout folder. Upstream sources call it when they
+        import the upstream code."""
+        from orchestrator.vendor import checkout_state_at
+
+        state = checkout_state_at(self.checkout_dir)
+        self.upstream_commit = state.head
+        self.vendor_clean = state.clean if state.present else None
+        return self.checkout_dir
 
     # --- public contract -------------------------------------------------------------
     def fit(self, train: SampleSet) -> Adapter:

@@ -20,12 +20,15 @@ import yaml
 
 from adapters.base import ALL_CAPABILITIES, Adapter, Resources
 from orchestrator.errors import UserError
-from orchestrator.paths import REPO_ROOT
+from orchestrator.paths import REPO_ROOT, vendor_dir
 
 BUILTIN_REGISTRY = REPO_ROOT / "registry.yaml"
 ENTRY_POINT_GROUP = "orchestrator.adapters"
 ENTRY_KEYS = {
     "adapter",
+    "checkout",
+    "parity",
+    "chosen",
     "repo",
     "commit",
     "license",
@@ -40,6 +43,25 @@ ENTRY_KEYS = {
 RESOURCE_KEYS = {"gpu", "cpu", "memory_gb"}
 STATUSES = {"available", "planned"}
 SHA_RE = re.compile(r"^[0-9a-f]{40}$")
+
+
+@dataclass(frozen=True)
+class ParityGoal:
+    """How close the upstream and native sources must be (``orchestrate parity``).
+
+    Deterministic methods (``seeds: 1``): |delta image AUROC| and |delta pixel AUROC| <=
+    ``tolerance``. Stochastic ones (``seeds: n > 1``): the native source runs with n seeds and
+    the upstream AUROC must lie within the native spread (max - min over the seeds) of the
+    native mean, the spread taken as at least ``tolerance``.
+    """
+
+    tolerance: float = 0.02
+    seeds: int = 1
+    min_correlation: float | None = None  # of the image scores (deterministic methods)
+
+    @property
+    def stochastic(self) -> bool:
+        return self.seeds > 1
 
 
 @dataclass
@@ -58,6 +80,17 @@ class MethodEntry:
     default: bool = True
     origin: str = "registry.yaml"
     import_error: str | None = None
+    #: folder of the upstream checkout under the vendor directory (default: the method name)
+    checkout: str | None = None
+    #: the goal of ``orchestrate parity`` (ParityGoal); None: no parity goal
+    parity: ParityGoal | None = None
+    #: parameter -> how its profile value was chosen (validation data, or why not tuned)
+    chosen: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def checkout_dir(self) -> Path:
+        """Where ``orchestrate vendor sync`` puts this method's upstream checkout."""
+        return vendor_dir() / (self.checkout or self.name)
 
     @property
     def available(self) -> bool:
@@ -147,6 +180,9 @@ def _parse_entry(name: str, raw: Any, origin: str, problems: list[str]) -> Metho
         problems.append(f"{where}: params and profiles must be mappings")
         params, profiles = {}, {}
     entry = MethodEntry(
+        checkout=_checkout_folder(raw.get("checkout"), where, problems),
+        parity=_parity_goal(raw.get("parity"), where, problems),
+        chosen=_chosen(raw.get("chosen"), where, problems),
         name=name,
         adapter=str(raw["adapter"]),
         repo=repo,
@@ -164,6 +200,8 @@ def _parse_entry(name: str, raw: Any, origin: str, problems: list[str]) -> Metho
     for prof, over in entry.profiles.items():
         for key in sorted(set(over) - set(entry.params)):
             problems.append(f"{where}: profile {prof!r} sets unknown parameter {key!r}")
+    for key in sorted(set(entry.chosen) - set(entry.params)):
+        problems.append(f"{where}: chosen: unknown parameter {key!r}")
     try:
         cls = entry.adapter_class()
         if not entry.params and getattr(cls, "default_config", None):
@@ -184,22 +222,78 @@ def _parse_entry(name: str, raw: Any, origin: str, problems: list[str]) -> Metho
     return entry
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
+def _checkout_folder(raw: Any, where: str, problems: list[str]) -> str | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, str) or not raw or Path(raw).is_absolute() or ".." in Path(raw).parts:
+        problems.append(f"{where}: checkout must be a folder name under the vendor directory")
+        return None
+    return raw
+
+
+def _parity_goal(raw: Any, where: str, problems: list[str]) -> ParityGoal | None:
+    if raw is None:
+        return None
+    known = {"tolerance", "seeds", "min_correlation"}
+    if not isinstance(raw, dict) or set(raw) - known:
+        problems.append(f"{where}: parity must be a mapping of {', '.join(sorted(known))}")
+        return None
+    try:
+        goal = ParityGoal(
+            tolerance=float(raw.get("tolerance", 0.02)),
+            seeds=int(raw.get("seeds", 1)),
+            min_correlation=(
+                None if raw.get("min_correlation") is None else float(raw["min_correlation"])
+            ),
+        )
+    except (TypeError, ValueError) as exc:
+        problems.append(f"{where}: parity: {exc}")
+        return None
+    if goal.tolerance < 0 or goal.seeds < 1:
+        problems.append(f"{where}: parity: tolerance must be >= 0 and seeds >= 1")
+        return None
+    return goal
+
+
+def _chosen(raw: Any, where: str, problems: list[str]) -> dict[str, str]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict) or not all(isinstance(v, str) for v in raw.values()):
+        problems.append(f"{where}: chosen must map parameter names to text")
+        return {}
+    return {str(k): v for k, v in raw.items()}
+
+
+def _read_yaml(path: Path, ensemble: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The ``methods`` mapping of a registry file; its ``ensemble`` section is merged into
+    ``ensemble`` (``params`` and ``chosen``) when given."""
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except (OSError, yaml.YAMLError) as exc:
         raise UserError(f"{path}: cannot read registry ({exc})") from exc
     if not isinstance(data, dict) or not isinstance(data.get("methods", {}), dict):
         raise UserError(f"{path}: a registry is a mapping with a 'methods' mapping")
-    unknown = set(data) - {"methods"}
+    unknown = set(data) - {"methods", "ensemble"}
     if unknown:
-        raise UserError(f"{path}: unknown top-level key(s) {sorted(unknown)} (expected 'methods')")
+        raise UserError(
+            f"{path}: unknown top-level key(s) {sorted(unknown)} (expected methods, ensemble)"
+        )
+    section = data.get("ensemble") or {}
+    if not isinstance(section, dict) or set(section) - {"params", "chosen"}:
+        raise UserError(f"{path}: ensemble must be a mapping of params and chosen")
+    if ensemble is not None:
+        for key in ("params", "chosen"):
+            ensemble.setdefault(key, {}).update(section.get(key) or {})
     return data.get("methods") or {}
 
 
 @dataclass
 class Registry:
     methods: dict[str, MethodEntry]
+    #: the ensemble job's settings over FeatureEnsemble.default_config (registry ``ensemble``)
+    ensemble_params: dict[str, Any] = field(default_factory=dict)
+    #: ensemble parameter -> how its value was chosen
+    ensemble_chosen: dict[str, str] = field(default_factory=dict)
 
     def available(self, default_only: bool = True) -> list[str]:
         """Names of usable methods (``default_only``: those a plain survey runs)."""
@@ -231,9 +325,9 @@ class Registry:
         cls = entry.adapter_class()
         resolved, state = resolve_source(entry, cls, source, allow_dirty=allow_dirty)
         adapter = cls(entry.resolved_config(profile, overrides), device=device, source=resolved)
-        if resolved == "upstream":
-            adapter.upstream_commit = state.head if state else entry.commit
-        adapter.vendor_clean = state.clean if (state and resolved == "upstream") else None
+        adapter.checkout = entry.checkout_dir
+        if resolved == "upstream" and state is not None:
+            adapter.upstream_commit, adapter.vendor_clean = state.head, state.clean
         return adapter
 
 
@@ -257,8 +351,9 @@ def load_registry(extra: str | Path | None = None, builtin: Path = BUILTIN_REGIS
     Every problem found is collected and raised together as one UserError.
     """
     problems: list[str] = []
+    ensemble: dict[str, Any] = {"params": {}, "chosen": {}}
     raw: dict[str, tuple[dict, str]] = {
-        name: (entry, builtin.name) for name, entry in _read_yaml(builtin).items()
+        name: (entry, builtin.name) for name, entry in _read_yaml(builtin, ensemble).items()
     }
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         if ep.name not in raw:
@@ -268,7 +363,7 @@ def load_registry(extra: str | Path | None = None, builtin: Path = BUILTIN_REGIS
         extra = Path(extra)
         if not extra.exists():
             raise UserError(f"registry file {extra} does not exist")
-        for name, entry in _read_yaml(extra).items():
+        for name, entry in _read_yaml(extra, ensemble).items():
             base = dict(raw[name][0]) if name in raw else {}
             if isinstance(entry, dict):
                 base.update(entry)
@@ -280,6 +375,14 @@ def load_registry(extra: str | Path | None = None, builtin: Path = BUILTIN_REGIS
         parsed = _parse_entry(name, entry, origin, problems)
         if parsed is not None:
             methods[name] = parsed
+    from orchestrator.ensemble.adapter import FeatureEnsemble
+
+    known = set(FeatureEnsemble.default_config) - {"members"}
+    for key in sorted(set(ensemble["params"]) | set(ensemble["chosen"])):
+        if key not in known:
+            problems.append(
+                f"ensemble: unknown parameter {key!r} (known: {', '.join(sorted(known))})"
+            )
     if problems:
         raise UserError("invalid registry:\n  " + "\n  ".join(problems))
-    return Registry(methods)
+    return Registry(methods, ensemble["params"], ensemble["chosen"])

@@ -3,7 +3,9 @@
 For each candidate value of one parameter, the method is fitted on each category's training
 images and scored on its validation set (validation good images + synthetic anomalies); the
 value with the highest mean validation metric over the categories wins (ties: the first
-value listed). ``orchestrate choose`` prints the table; registry.yaml records the outcome.
+value listed). A tie on the metric (the synthetic anomalies can saturate image AUROC at 1.0)
+is broken by the mean of ``tie_break`` (default pixel AUROC), then by the order of the values.
+``orchestrate choose`` prints the table; registry.yaml records the outcome.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ def choose_on_validation(
     metric: str = "image_auroc",
     seed: int = 0,
     progress: Callable[[str], None] | None = None,
+    tie_break: str | None = "pixel_auroc",
 ) -> tuple[Any, list[dict[str, Any]]]:
     """``(chosen value, rows)``; a row per (value, category) with validation metrics."""
     from adapters.common import seed_everything
@@ -42,12 +45,17 @@ def choose_on_validation(
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="validation-") as tmp:
         folders = [write_validation_category(c, Path(tmp), seed=seed) for c in categories]
+        members: dict[Path, list] = {}  # an ensemble's fitted members, reused across values
         for value in values:
             for folder in folders:
                 cat = load_category(folder)
                 adapter = cls({**config, param: value}, device=device, source=source)
+                if folder in members:
+                    adapter.use_members(members[folder])
                 seed_everything(int(adapter.config.get("seed", 0)))
                 adapter.fit(cat.split("train"))
+                if hasattr(adapter, "use_members"):
+                    members[folder] = adapter.members
                 val = cat.split("test")
                 m = evaluate(val, adapter.predict(val))
                 if metric not in m:
@@ -55,11 +63,20 @@ def choose_on_validation(
                 rows.append({"value": value, "category": cat.name, **m})
                 if progress:
                     progress(f"{param}={value} {cat.name}: validation {metric} {m[metric]:.3f}")
-    means = {}
-    for value in values:
-        vals = [r[metric] for r in rows if r["value"] == value]
+    return best_value(rows, values, metric, tie_break), rows
+
+
+def best_value(
+    rows: Sequence[dict[str, Any]], values: Sequence[Any], metric: str, tie_break: str | None
+) -> Any:
+    """The value with the best mean ``metric`` over its rows; ties by the mean ``tie_break``,
+    then by the order of ``values``. A value whose metric is undefined on some category (NaN,
+    missing) cannot win."""
+
+    def mean(value: Any, key: str | None) -> float:
+        vals = [r.get(key) for r in rows if r["value"] == value] if key else []
         ok = [v for v in vals if v is not None and math.isfinite(v)]
-        # a value whose metric is undefined on some category cannot win
-        means[repr(value)] = sum(ok) / len(ok) if len(ok) == len(vals) else -math.inf
-    best = max(values, key=lambda v: (means[repr(v)], -list(values).index(v)))
-    return best, rows
+        return sum(ok) / len(ok) if ok and len(ok) == len(vals) else -math.inf
+
+    order = list(values)
+    return max(values, key=lambda v: (mean(v, metric), mean(v, tie_break), -order.index(v)))

@@ -11,11 +11,17 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import yaml
 
 from orchestrator.errors import UserError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from adapters.base import Adapter, Predictions
+    from orchestrator.data.types import SampleSet
 
 #: Metrics every finished trial logs besides evaluate()'s.
 TRIAL_EXTRA_METRICS = ("fit_seconds", "predict_seconds", "peak_memory_mb")
@@ -136,6 +142,39 @@ def write_trial_artifacts(out: Path, test, preds, probs, title: str) -> None:
         plt.close(fig)
 
 
+@dataclass
+class Scored:
+    """A fitted adapter's test predictions and what was fitted on validation data only."""
+
+    preds: Predictions
+    probs: np.ndarray  # test image probabilities (bounded sigmoid fitted on validation)
+    validation: dict[str, float]  # the adapter's metrics on the validation set
+    fit_s: float
+    predict_s: float
+
+
+def fit_and_score(
+    adapter: Adapter, train: SampleSet, validation: SampleSet, test: SampleSet
+) -> Scored:
+    """Fit on ``train``, predict ``test``, and calibrate the test scores with a bounded
+    sigmoid fitted on the validation set (orchestrator.data.validation). Nothing here reads a
+    test label or mask: they are only for the metrics computed from the result."""
+    from orchestrator.calibration import fit_calibrator
+    from orchestrator.metrics import evaluate
+
+    t0 = time.perf_counter()
+    adapter.fit(train)
+    fit_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    preds = adapter.predict(test)
+    predict_s = time.perf_counter() - t0
+    val_preds = adapter.predict(validation)
+    cal = fit_calibrator("bounded_sigmoid", val_preds.image_scores, validation.is_anomalous)
+    keep = ("image_auroc", "pixel_auroc")
+    val_metrics = {k: v for k, v in evaluate(validation, val_preds).items() if k in keep}
+    return Scored(preds, cal.predict(preds.image_scores), val_metrics, fit_s, predict_s)
+
+
 def survey_trial(spec: Mapping[str, Any]) -> dict[str, Any]:
     """One (method, category) trial: fit, predict, evaluate, log everything to a child run.
 
@@ -146,8 +185,9 @@ def survey_trial(spec: Mapping[str, Any]) -> dict[str, Any]:
     from orchestrator.registry import registry_importable
 
     registry_importable(spec.get("registry"))
-    from orchestrator.calibration import brier, cross_fit, ece, nll
+    from orchestrator.calibration import brier, ece, nll
     from orchestrator.data import load_category
+    from orchestrator.data.validation import protocol_sets
     from orchestrator.metrics import evaluate
     from orchestrator.registry import import_adapter, run_tags
     from orchestrator.tracking import open_child_run
@@ -166,24 +206,21 @@ def survey_trial(spec: Mapping[str, Any]) -> dict[str, Any]:
         adapter = cls(spec["config"], device=spec["device"], source=spec["source"])
         adapter.upstream_commit = spec["upstream_commit"] or None
         adapter.vendor_clean = spec["vendor_clean"]
+        adapter.checkout = spec.get("checkout")
         run.set_tags({**run_tags(adapter), "method": spec["method"], "adapter": spec["adapter"]})
         cat = load_category(Path(spec["category_dir"]))
-        train, test = cat.split("train"), cat.split("test")
+        test = cat.split("test")
         seed_everything(int(adapter.config.get("seed", 0)))
-        t0 = time.perf_counter()
-        adapter.fit(train)
-        fit_s = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        preds = adapter.predict(test)
-        predict_s = time.perf_counter() - t0
+        with tempfile.TemporaryDirectory(prefix="validation-") as val_dir:
+            train, validation = protocol_sets(cat, val_dir)
+            scored = fit_and_score(adapter, train, validation, test)
+        preds, probs = scored.preds, scored.probs
         metrics = dict(evaluate(test, preds))
-        metrics.update(fit_seconds=fit_s, predict_seconds=predict_s)
+        metrics.update(fit_seconds=scored.fit_s, predict_seconds=scored.predict_s)
         metrics["peak_memory_mb"] = _peak_memory_mb(spec["device"])
+        metrics.update({f"validation_{k}": v for k, v in scored.validation.items()})
         y = test.is_anomalous
-        probs = None
-        if y.any() and not y.all():
-            probs = cross_fit("bounded_sigmoid", preds.image_scores, y, k=5, seed=0)
-            metrics.update(ece=ece(probs, y), brier=brier(probs, y), nll=nll(probs, y))
+        metrics.update(ece=ece(probs, y), brier=brier(probs, y), nll=nll(probs, y))
         out = Path(tmp)
         write_trial_artifacts(out, test, preds, probs, name)
         adapter.save(out / "model")
@@ -213,6 +250,7 @@ def _plan(
     common: dict[str, Any],
 ) -> _Plan:
     from orchestrator.data import fingerprint
+    from orchestrator.data.validation import PROTOCOL
     from orchestrator.tracking import trial_key
     from orchestrator.vendor import resolve_source
 
@@ -233,6 +271,7 @@ def _plan(
             config = dict(base) if seed is None else {**base, "seed": int(seed)}
             name = f"{m}/{c.name}" + (f"/seed{seed}" if seed is not None else "")
             key = trial_key(
+                protocol=PROTOCOL,
                 method=m,
                 category=c.name,
                 config=config,
@@ -264,6 +303,7 @@ def _plan(
                     "overrides": overrides.get(m, {}),
                     "adapter": entry.adapter,
                     "upstream_commit": commit,
+                    "checkout": str(entry.checkout_dir),
                     "vendor_clean": state.clean if (state and source == "upstream") else None,
                     "source": source,
                     "device": trial_device,

@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
-import json
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from sklearn.metrics import roc_auc_score
 
 from adapters.conformance import check_adapter, make_tiny_category
 from adapters.draem import DRAEM, native
@@ -21,9 +16,8 @@ from adapters.draem.textures import (
     procedural_textures,
     random_colour_augment,
 )
-from orchestrator.data.loco import load_category
 from orchestrator.errors import UserError
-from orchestrator.paths import vendor_dir
+from tests.upstream import need_checkout
 
 #: Tiny settings: 32 px, 8-channel networks, 2 epochs x 50 optimiser steps (batch 8),
 #: lr 3e-4 (DRAEM needs ~100 steps to separate the conformance kit's bright squares).
@@ -190,20 +184,16 @@ def test_registry_entry_builds_quick_profile():
 
 
 # --- upstream (vendor/draem at the pin) -------------------------------------------------------
-def _need_upstream() -> None:
-    if not (vendor_dir() / "draem" / "model_unet.py").is_file():
-        pytest.skip("vendor/draem checkout missing (orchestrate vendor sync draem)")
-    for module, package in (("imgaug", "imgaug"), ("cv2", "opencv-python-headless")):
-        if importlib.util.find_spec(module) is None:  # not imported here: imgaug needs patches
-            pytest.skip(f"DRAEM upstream needs {package} (pip install {package})")
+def _need_upstream() -> str:
+    return str(need_checkout("draem", "imgaug", "cv2"))
 
 
 @pytest.mark.upstream
 def test_upstream_networks_and_losses_equal_native_with_same_weights():
-    _need_upstream()
+    checkout = _need_upstream()
     from adapters.draem.upstream import cuda_calls_as_noop, load_upstream, transfer_state
 
-    up = load_upstream()
+    up = load_upstream(checkout)
     torch.manual_seed(0)
     pairs = [
         (native.Reconstructive(3, 3, 8), up.model_unet.ReconstructiveSubNetwork(3, 3, 8), 3),
@@ -229,10 +219,10 @@ def test_upstream_networks_and_losses_equal_native_with_same_weights():
 
 @pytest.mark.upstream
 def test_upstream_augmenters_run_after_compat_patches():
-    _need_upstream()
+    checkout = _need_upstream()
     from adapters.draem.upstream import load_upstream
 
-    ds = load_upstream().data_loader.MVTecDRAEMTrainDataset(".", ".", resize_shape=[32, 32])
+    ds = load_upstream(checkout).data_loader.MVTecDRAEMTrainDataset(".", ".", resize_shape=[32, 32])
     img = (np.random.default_rng(0).random((32, 32, 3)) * 255).astype(np.uint8)
     for aug in ds.augmenters:  # all ten of upstream's texture augmentations
         assert aug(image=img).shape == img.shape
@@ -243,61 +233,3 @@ def test_upstream_conformance():
     _need_upstream()
     report = check_adapter(DRAEM, config=TINY, source="upstream")
     assert "obvious-anomaly-scores-higher" in report.passed
-
-
-def _parity_category(root: Path, seed: int = 0) -> Path:
-    """Conformance-style parts; 8 good and 8 anomalous test images (white or red squares)."""
-    rng = np.random.default_rng(seed)
-    cat = root / "parity"
-    h, w = 48, 64
-
-    def normal() -> np.ndarray:
-        img = np.full((h, w, 3), 110, np.float32) + rng.normal(0, 4, (h, w, 3))
-        img[20:28, 8:56] = 40
-        return np.clip(img, 0, 255).astype(np.uint8)
-
-    def save(path: Path, arr: np.ndarray) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(arr).save(path)
-
-    for i in range(12):
-        save(cat / "train" / "good" / f"{i:03d}.png", normal())
-    for i in range(8):
-        save(cat / "test" / "good" / f"{i:03d}.png", normal())
-        img = normal()
-        y, x, s = int(rng.integers(2, 30)), int(rng.integers(2, 48)), int(rng.integers(8, 14))
-        img[y : y + s, x : x + s] = 250 if i % 2 == 0 else (230, 40, 40)
-        save(cat / "test" / "structural_anomalies" / f"{i:03d}.png", img)
-        mask = np.zeros((h, w), np.uint8)
-        mask[y : y + s, x : x + s] = 1
-        save(cat / "ground_truth" / "structural_anomalies" / f"{i:03d}" / "000.png", mask)
-    (cat / "validation" / "good").mkdir(parents=True)
-    save(cat / "validation" / "good" / "000.png", normal())
-    (cat / "test" / "logical_anomalies").mkdir(parents=True)
-    (cat / "defects_config.json").write_text(
-        json.dumps(
-            [
-                {
-                    "defect_name": "square",
-                    "pixel_value": 1,
-                    "saturation_threshold": 1.0,
-                    "relative_saturation": True,
-                }
-            ]
-        )
-    )
-    return cat
-
-
-@pytest.mark.upstream
-def test_parity_image_auroc_native_vs_upstream(tmp_path):
-    """|dAUROC| <= 0.05 with TINY settings (32 px, width 8, 2x50 steps, lr 3e-4, seed 0)."""
-    _need_upstream()
-    cat = load_category(_parity_category(tmp_path))
-    train, test = cat.split("train"), cat.split("test")
-    aurocs = {}
-    for source in ("native", "upstream"):
-        preds = DRAEM(TINY, source=source).fit(train).predict(test)
-        aurocs[source] = roc_auc_score(test.is_anomalous, preds.image_scores)
-    assert abs(aurocs["native"] - aurocs["upstream"]) <= 0.05, aurocs
-    assert min(aurocs.values()) >= 0.8, aurocs

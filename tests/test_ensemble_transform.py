@@ -7,11 +7,12 @@ import numpy as np
 import pytest
 import torch
 
+from adapters.base import Predictions
 from orchestrator.ensemble.baselines import (
-    cawpe_probs,
     cawpe_weights,
     mean_probs,
     normalised_mean_maps,
+    output_ensembles,
 )
 from orchestrator.ensemble.network import (
     EnsembleNet,
@@ -152,12 +153,31 @@ def test_output_level_baselines():
     assert np.allclose(mean_probs([good, bad]), (good + bad) / 2)
     w = cawpe_weights([good, bad], y, alpha=4)
     assert w[0] == pytest.approx(1.0) and w[1] == pytest.approx(0.5**4)
-    p = cawpe_probs([good, bad], y, alpha=4, k=2)
-    # weighted towards the accurate member: closer to it than the plain mean is
-    assert np.abs(p - good).mean() < np.abs(mean_probs([good, bad]) - good).mean()
     maps = [np.full((2, 3, 3), 10.0), np.full((2, 3, 3), 0.5)]
     ref = [np.array([8.0, 12.0]), np.array([0.0, 1.0])]
     np.testing.assert_allclose(normalised_mean_maps(maps, ref), 0.0, atol=1e-6)
+
+
+def test_output_ensembles_fit_on_validation_only():
+    """Calibrators, CAWPE weights and map statistics come from the validation predictions:
+    the test predictions carry no labels, and a member that separates the validation set
+    outweighs one that does not."""
+    rng = np.random.default_rng(0)
+    yv = np.array([0] * 10 + [1] * 10, bool)
+    maps_v = rng.normal(5.0, 2.0, (20, 4, 4)).astype(np.float32)
+    sharp = Predictions(np.where(yv, 3.0, 1.0) + rng.normal(0, 0.1, 20), maps_v)
+    blunt = Predictions(rng.normal(0, 1, 20), maps_v * 10)
+    test = [Predictions(np.array([1.0, 3.0]), np.full((2, 4, 4), 5.0, np.float32))] * 2
+    out = output_ensembles(test, [sharp, blunt], yv)
+    cawpe, mean = out["cawpe"].image_scores, out["mean"].image_scores
+    assert cawpe[1] - cawpe[0] > mean[1] - mean[0] > 0  # CAWPE leans on the sharp member
+    # maps normalised by each member's validation *good* maps (mean ~5 and ~50)
+    ref = [maps_v[~yv], maps_v[~yv] * 10]
+    np.testing.assert_allclose(
+        out["mean"].anomaly_maps,
+        normalised_mean_maps([t.anomaly_maps for t in test], ref),
+        rtol=1e-5,
+    )
 
 
 def test_combinations():

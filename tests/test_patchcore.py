@@ -10,6 +10,7 @@ from adapters.patchcore.coreset import approximate_greedy_coreset
 from orchestrator.data import load_category
 from orchestrator.metrics import evaluate
 from orchestrator.registry import load_registry
+from tests.upstream import need_checkout
 
 TINY = {
     "backbone": "resnet18",
@@ -26,10 +27,7 @@ def test_conformance_native():
 
 @pytest.mark.upstream
 def test_conformance_upstream():
-    from orchestrator.vendor import checkout_state
-
-    if not checkout_state("patchcore", load_registry().get("patchcore").commit).usable:
-        pytest.skip("vendor/patchcore missing or not at its pin: run orchestrate vendor sync")
+    need_checkout("patchcore", "timm")
     assert "deterministic" in check_adapter(PatchCore, config=TINY, source="upstream").passed
 
 

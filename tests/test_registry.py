@@ -55,6 +55,10 @@ GOOD = {"adapter": "adapters.pixelstats:PixelStats", "params": {"grid": [8, 8], 
         ({**GOOD, "capabilities": ["telepathy"]}, "unknown capability 'telepathy'"),
         ({**GOOD, "status": "maybe"}, "status must be one of"),
         ({**GOOD, "profiles": {"quick": {"nope": 1}}}, "profile 'quick' sets unknown parameter"),
+        ({**GOOD, "chosen": {"nope": "by hand"}}, "chosen: unknown parameter 'nope'"),
+        ({**GOOD, "parity": {"tolerance": -1}}, "parity: tolerance must be >= 0"),
+        ({**GOOD, "parity": {"tol": 0.1}}, "parity must be a mapping of"),
+        ({**GOOD, "checkout": "../elsewhere"}, "checkout must be a folder name"),
         ({"params": {}}, "missing 'adapter'"),
     ],
 )
@@ -134,3 +138,27 @@ def test_methods_command(capsys, tmp_path):
     assert "planned" in row
     assert main(["methods", "--registry", str(_write(tmp_path, {"x": {"params": {}}}))]) == 2
     assert "missing 'adapter'" in capsys.readouterr().err
+
+
+def test_parity_goals_provenance_and_choices_live_in_the_registry(tmp_path, monkeypatch):
+    monkeypatch.setenv("ORCHESTRATOR_VENDOR", str(tmp_path / "v"))
+    reg = load_registry()
+    for name in PINS:
+        e = reg.methods[name]
+        assert e.parity is not None and e.parity.tolerance == 0.02
+        assert e.parity.stochastic == (name != "patchcore")  # PatchCore trains nothing
+        assert e.checkout_dir == tmp_path / "v" / name
+        assert reg.build(name, profile="quick", source="native").checkout_dir == e.checkout_dir
+    # every value once chosen on test AUROC now says how it was chosen on validation data
+    for name, key in [("simplenet", "noise_std"), ("simplenet", "meta_epochs"),
+                      ("csflow", "sub_epochs"), ("revdist", "epochs")]:  # fmt: skip
+        assert key in reg.methods[name].profiles["quick"]
+        assert "validation" in reg.methods[name].chosen[key]
+    from orchestrator.ensemble.adapter import FeatureEnsemble
+
+    assert "validation" in reg.ensemble_chosen["noise_std"]
+    assert reg.ensemble_params["noise_std"] == FeatureEnsemble.default_config["noise_std"]
+    user = tmp_path / "user.yaml"
+    user.write_text("ensemble: {params: {noise_std: 2.0, colour: 1}}\nmethods: {}\n")
+    with pytest.raises(UserError, match="ensemble: unknown parameter 'colour'"):
+        load_registry(user)

@@ -8,8 +8,7 @@ import torch
 
 from adapters.conformance import check_adapter
 from adapters.revdist import RevDist, native
-from orchestrator.registry import load_registry
-from orchestrator.vendor import checkout_state
+from tests.upstream import need_checkout
 
 TINY = {
     "backbone": "resnet18",
@@ -26,10 +25,7 @@ def test_native_conformance() -> None:
 
 
 def _need_upstream() -> None:
-    if not checkout_state("revdist", load_registry().get("revdist").commit).usable:
-        pytest.skip("vendor/revdist missing or not at its pin: run orchestrate vendor sync")
-    for package in ("numba", "geomloss", "cv2"):
-        pytest.importorskip(package, reason=f"upstream revdist needs {package}")
+    need_checkout("revdist", "numba", "geomloss", "cv2")
 
 
 @pytest.mark.upstream

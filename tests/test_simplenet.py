@@ -12,7 +12,7 @@ from torch import nn
 from adapters.conformance import check_adapter, make_tiny_category
 from adapters.simplenet import SimpleNet
 from adapters.simplenet.native import discriminator, feature_adapter
-from orchestrator.vendor import checkout_state
+from tests.upstream import need_checkout
 
 TINY = {
     "backbone": "resnet18",
@@ -69,12 +69,7 @@ def test_architecture_follows_the_paper() -> None:
     assert len(adapter) == 1 and adapter[0].weight.shape == (32, 32)
 
 
-def _upstream_usable() -> bool:
-    return checkout_state("simplenet", "351a2b8d4e8cfc944dbccbf9bc6ceda930c6f26b").usable
-
-
 @pytest.mark.upstream
 def test_upstream_passes_conformance() -> None:
-    if not _upstream_usable():
-        pytest.skip("vendor/simplenet missing or not at its pin: run orchestrate vendor sync")
+    need_checkout("simplenet", "timm")
     check_adapter(SimpleNet, config=TINY, source="upstream")

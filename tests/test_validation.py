@@ -74,3 +74,18 @@ def test_choose_never_reads_the_test_set(category, capsys):
     assert "chosen: grid = [" in out and "validation image_auroc" in out
     assert main([*argv[:3], "gird", *argv[4:]]) == 2
     assert "unknown parameter 'gird'" in capsys.readouterr().err
+
+
+def test_best_value_breaks_ties_by_pixel_auroc_then_order():
+    from orchestrator.selection import best_value
+
+    rows = [
+        {"value": 0.3, "category": "a", "image_auroc": 1.0, "pixel_auroc": 0.96},
+        {"value": 1.0, "category": "a", "image_auroc": 1.0, "pixel_auroc": 0.97},
+        {"value": 3.0, "category": "a", "image_auroc": 0.99, "pixel_auroc": 0.99},
+        {"value": 9.0, "category": "a", "image_auroc": float("nan"), "pixel_auroc": 1.0},
+    ]
+    values = [0.3, 1.0, 3.0, 9.0]
+    assert best_value(rows, values, "image_auroc", "pixel_auroc") == 1.0
+    assert best_value(rows, values, "image_auroc", None) == 0.3  # ties: the first listed
+    assert best_value(rows, values, "pixel_auroc", None) == 9.0

@@ -109,7 +109,7 @@ def test_resolve_source_auto_upstream_and_refusal(tmp_path, upstream, registry):
     root = tmp_path / "vendor"
     entry = load_registry(registry).methods["widget"]
     assert resolve_source(entry, _Up, "auto", root=root)[0] == "native"  # no checkout yet
-    with pytest.raises(UserError, match="refusing vendor/widget"):
+    with pytest.raises(UserError, match="refusing the upstream checkout"):
         resolve_source(entry, _Up, "upstream", root=root)
     sync([entry], root=root)
     src, st = resolve_source(entry, _Up, "auto", root=root)

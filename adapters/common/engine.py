@@ -3,7 +3,7 @@
 An engine has ``fit(train)``, ``predict(test) -> (scores, maps at any size)``,
 ``features(images) -> [N, C, h, w]``, ``state()`` and ``set_state(state)``. The adapter picks
 the engine of its source on first use and adds what the contract needs around it (maps
-resized to the evaluation size, upstream commit and vendor state recorded, the engine's
+resized to the evaluation size, the checkout's HEAD and state recorded, the engine's
 state saved as ``<name>.pt``: tensors only, loaded with ``weights_only``).
 """
 
@@ -21,8 +21,8 @@ from orchestrator.data.types import SampleSet
 
 
 class EngineAdapter(Adapter):
-    #: "module:Class" of the native engine and of the upstream engine; the upstream engine's
-    #: module also provides ``upstream_state() -> (commit, clean)``.
+    #: "module:Class" of the native engine and of the upstream engine; the upstream engine
+    #: is built with a third argument, the checkout folder (``Adapter.checkout_dir``).
     native_engine: ClassVar[str] = ""
     upstream_engine: ClassVar[str] = ""
     #: The name of the cut-off point ``extract_features`` returns.
@@ -39,10 +39,11 @@ class EngineAdapter(Adapter):
         if self._engine is None:
             path = self.upstream_engine if self.source == "upstream" else self.native_engine
             module_name, _, cls_name = path.partition(":")
-            module = importlib.import_module(module_name)
-            self._engine = getattr(module, cls_name)(self.config, self.torch_device)
-            if self.source == "upstream":
-                self.upstream_commit, self.vendor_clean = module.upstream_state()
+            engine_cls = getattr(importlib.import_module(module_name), cls_name)
+            if self.source == "upstream":  # the checkout the registry entry names
+                self._engine = engine_cls(self.config, self.torch_device, self.record_checkout())
+            else:
+                self._engine = engine_cls(self.config, self.torch_device)
         return self._engine
 
     def _fit(self, train: SampleSet) -> None:

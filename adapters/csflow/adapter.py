@@ -118,10 +118,6 @@ class CSFlow(Adapter):
         h, w = self.size
         if h % 128 or w % 128:
             raise UserError(f"csflow: image_size must be a multiple of 128 per axis, got {(h, w)}")
-        if source == "upstream":
-            from adapters.csflow.upstream import UPSTREAM_COMMIT
-
-            self.upstream_commit = UPSTREAM_COMMIT
         self.extractor: nn.Module | None = None
         self.flow: nn.Module | None = None
 
@@ -143,7 +139,7 @@ class CSFlow(Adapter):
         if self.source == "upstream":
             from adapters.csflow import upstream
 
-            mods = upstream.load_upstream()
+            mods = upstream.load_upstream(self.record_checkout())
             self._mods = mods
             self.extractor = upstream.UpstreamExtractor(
                 mods,

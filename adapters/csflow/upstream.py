@@ -9,6 +9,7 @@ time for our network with weights from adapters.common.weights (see UpstreamExtr
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -17,13 +18,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from adapters.common import upstream_modules
-from orchestrator import paths
 from orchestrator.errors import UserError
 
-UPSTREAM_COMMIT = "88a13b8b3c6eeb1e9bfdcef453adb552fb476cd3"
 
-
-def load_upstream() -> dict[str, ModuleType]:
+def load_upstream(checkout: Path) -> dict[str, ModuleType]:
     """The checkout's config, freia_funcs, model and utils modules."""
     try:
         import efficientnet_pytorch  # noqa: F401
@@ -32,7 +30,7 @@ def load_upstream() -> dict[str, ModuleType]:
             "csflow upstream source needs efficientnet_pytorch (pip install efficientnet_pytorch)"
         ) from exc
     names = ["config", "freia_funcs", "model", "utils"]
-    return upstream_modules(paths.vendor_dir() / "csflow", names)
+    return upstream_modules(Path(checkout), names)
 
 
 def configure(

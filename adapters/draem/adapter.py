@@ -83,10 +83,6 @@ class DRAEM(Adapter):
         h, w = self.size
         if h % 32 or w % 32:
             raise UserError(f"draem: image_size must be a multiple of 32 per axis, got {(h, w)}")
-        if source == "upstream" and self.upstream_commit is None:
-            from adapters.draem.upstream import UPSTREAM_COMMIT
-
-            self.upstream_commit = UPSTREAM_COMMIT
         self.recon: nn.Module | None = None
         self.disc: nn.Module | None = None
 
@@ -98,7 +94,7 @@ class DRAEM(Adapter):
     def _upstream(self):  # noqa: ANN202
         from adapters.draem.upstream import load_upstream
 
-        return load_upstream()
+        return load_upstream(str(self.record_checkout()))
 
     def _build(self) -> None:
         base, dbase = int(self.config["base_width"]), int(self.config["disc_base_width"])

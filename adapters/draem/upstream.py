@@ -36,7 +36,6 @@ import torch
 from orchestrator.errors import UserError
 from orchestrator.paths import vendor_dir
 
-UPSTREAM_COMMIT = "2dbf67397ab5c10a1494e5ae70ab59a25d7c35ef"
 UPSTREAM_MODULES = ("perlin", "model_unet", "loss", "data_loader", "train_DRAEM")
 
 

@@ -19,26 +19,18 @@ memory bank (``anomaly_scorer.detection_features``), in absolute value.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from adapters.common import as_size, batches, build_backbone, seed_everything, upstream_modules
 from orchestrator.data.types import SampleSet
-from orchestrator.paths import vendor_dir
 
 
-def upstream_state() -> tuple[str | None, bool | None]:
-    """HEAD commit and cleanliness of vendor/patchcore."""
-    from orchestrator.vendor import checkout_state
-
-    st = checkout_state("patchcore", None)
-    return st.head, st.clean if st.present else None
-
-
-def _modules():
+def _modules(checkout: Path):
     mods = upstream_modules(
-        vendor_dir() / "patchcore" / "src",
+        Path(checkout) / "src",
         ["patchcore.patchcore", "patchcore.sampler", "patchcore.common"],
         package=True,
     )
@@ -48,10 +40,10 @@ def _modules():
 class UpstreamPatchCore:
     """The upstream engine behind ``adapters.patchcore.PatchCore``."""
 
-    def __init__(self, config: dict, device: torch.device):
+    def __init__(self, config: dict, device: torch.device, checkout: Path):
         self.config = c = config
         self.device = device
-        pc_mod, sampler_mod, common_mod = _modules()
+        pc_mod, sampler_mod, common_mod = _modules(checkout)
         self.common = common_mod
         backbone = build_backbone(
             c["backbone"], bool(c["pretrained"]), c.get("weights_path"), int(c["seed"])

@@ -58,6 +58,7 @@ import contextlib
 import sys
 import warnings
 from collections.abc import Iterator
+from pathlib import Path
 from types import ModuleType
 
 import numpy as np
@@ -70,7 +71,7 @@ from adapters.common import as_size, batches, build_backbone, seed_everything, u
 from adapters.common.bn_calibration import calibrate_batchnorm
 from orchestrator.data.types import SampleSet
 from orchestrator.errors import UserError
-from orchestrator.paths import cache_dir, vendor_dir
+from orchestrator.paths import cache_dir
 
 #: backbone -> (encoder constructor in model.resnet, decoder constructor in model.de_resnet)
 ARCHS = {
@@ -82,15 +83,7 @@ ARCHS = {
 MODULES = ["model.resnet", "model.de_resnet", "utils.utils_train", "utils.utils_test"]
 
 
-def upstream_state() -> tuple[str | None, bool | None]:
-    """HEAD commit and cleanliness of vendor/revdist."""
-    from orchestrator.vendor import checkout_state
-
-    st = checkout_state("revdist", None)
-    return st.head, st.clean if st.present else None
-
-
-def load_upstream() -> dict[str, ModuleType]:
+def load_upstream(checkout: Path) -> dict[str, ModuleType]:
     """The checkout's modules by dotted name (numba's cache kept out of the checkout)."""
     try:
         import numba  # noqa: F401  (dataset/noise.py needs it)
@@ -100,9 +93,7 @@ def load_upstream() -> dict[str, ModuleType]:
     saved = numba_config.CACHE_DIR
     numba_config.CACHE_DIR = str(cache_dir() / "numba")
     try:
-        return upstream_modules(
-            vendor_dir() / "revdist", [*MODULES, "dataset.dataset", "dataset.noise"]
-        )
+        return upstream_modules(Path(checkout), [*MODULES, "dataset.dataset", "dataset.noise"])
     finally:
         numba_config.CACHE_DIR = saved
 
@@ -158,7 +149,7 @@ def patch_size_range(size: int) -> tuple[int, int]:
 class UpstreamRevDist:
     """The upstream engine behind ``adapters.revdist.RevDist`` (modules built by fit/set_state)."""
 
-    def __init__(self, config: dict, device: torch.device):
+    def __init__(self, config: dict, device: torch.device, checkout: Path):
         self.config = c = config
         self.device = device
         if c["backbone"] not in ARCHS:
@@ -172,7 +163,7 @@ class UpstreamRevDist:
                 f"revdist upstream: image_size must be square and a multiple of 32, got {(h, w)}"
             )
         self.size = h
-        self.up = load_upstream()
+        self.up = load_upstream(checkout)
         self.transform = self.up["dataset.dataset"].get_data_transforms(h, h)[0]
         self.loss_history_: list[float] = []
 

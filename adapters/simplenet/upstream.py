@@ -21,6 +21,7 @@ weights. Its global RNG use (noise) is seeded from ``seed``. Prediction uses its
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -28,15 +29,6 @@ import torch
 
 from adapters.common import as_size, batches, build_backbone, seed_everything, upstream_modules
 from orchestrator.data.types import SampleSet
-from orchestrator.paths import vendor_dir
-
-
-def upstream_state() -> tuple[str | None, bool | None]:
-    """HEAD commit and cleanliness of vendor/simplenet."""
-    from orchestrator.vendor import checkout_state
-
-    st = checkout_state("simplenet", None)
-    return st.head, st.clean if st.present else None
 
 
 class _NoLogger:
@@ -54,10 +46,10 @@ class _NoLogger:
 class UpstreamSimpleNet:
     """The upstream engine behind ``adapters.simplenet.SimpleNet``."""
 
-    def __init__(self, config: dict, device: torch.device):
+    def __init__(self, config: dict, device: torch.device, checkout: Path):
         self.config = c = config
         self.device = device
-        mod = upstream_modules(vendor_dir() / "simplenet", ["simplenet"])["simplenet"]
+        mod = upstream_modules(Path(checkout), ["simplenet"])["simplenet"]
         backbone = build_backbone(
             c["backbone"], bool(c["pretrained"]), c.get("weights_path"), int(c["seed"])
         )

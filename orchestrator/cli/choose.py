@@ -20,7 +20,13 @@ def register(sub: argparse._SubParsersAction) -> None:
             "value and the value with the best mean. The test set is never read."
         ),
     )
-    p.add_argument("method")
+    p.add_argument("method", help="a registered method, or `ensemble` (the feature-level network)")
+    p.add_argument(
+        "--members",
+        default="patchcore,simplenet",
+        help="with `ensemble`: its members (default patchcore,simplenet), fitted once per "
+        "category at --profile and reused for every candidate value",
+    )
     p.add_argument("--param", required=True, help="the parameter to choose, e.g. noise_std")
     p.add_argument(
         "--values",
@@ -34,6 +40,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--metric",
         default="image_auroc",
         help="validation metric to maximise (default image_auroc; e.g. pixel_auroc)",
+    )
+    p.add_argument(
+        "--tie-break",
+        default="pixel_auroc",
+        help="validation metric that breaks a tie on --metric (default pixel_auroc; then the "
+        "order of --values)",
     )
     add_sets_arg(p, "fix another parameter while choosing (repeatable)")
     p.add_argument("--seed", type=int, default=0, help="seed of the synthetic anomalies")
@@ -70,13 +82,32 @@ def run(args: argparse.Namespace) -> int:
     from orchestrator.survey import parse_sets
 
     registry = load_registry(args.registry)
-    entry = registry.get(args.method)
     values = parse_values(args.values)
     overrides = parse_sets(args.sets, [args.method]).get(args.method, {})
-    config = entry.resolved_config(args.profile, overrides)
+    if args.method == "ensemble":
+        from orchestrator.cli.common import csv_list
+        from orchestrator.ensemble.adapter import FeatureEnsemble
+
+        cls = FeatureEnsemble
+        config = dict(FeatureEnsemble.default_config) | {
+            "members": csv_list(args.members),
+            "member_profile": args.profile,
+            "member_source": args.source,
+            "registry": str(args.registry) if args.registry else None,
+        }
+        unknown = sorted(set(overrides) - set(config))
+        if unknown:
+            from orchestrator.errors import UserError
+
+            raise UserError(f"ensemble: unknown parameter(s) {', '.join(unknown)}")
+        config |= overrides
+    else:
+        entry = registry.get(args.method)
+        cls = entry.adapter_class()
+        config = entry.resolved_config(args.profile, overrides)
     categories = load_dataset(args.dataset, args.dataset_root, args.categories)
     best, rows = choose_on_validation(
-        entry.adapter_class(),
+        cls,
         config,
         args.param,
         values,
@@ -85,6 +116,7 @@ def run(args: argparse.Namespace) -> int:
         metric=args.metric,
         seed=args.seed,
         progress=print,
+        tie_break=args.tie_break,
     )
     df = pd.DataFrame(rows)
     df["value"] = [repr(v) for v in df["value"]]  # lists as labels
@@ -93,6 +125,11 @@ def run(args: argparse.Namespace) -> int:
     table["mean"] = table.mean(axis=1)
     print(f"\nvalidation {args.metric} ({args.method}, {args.profile} profile):")
     print(table.to_string(float_format=lambda v: f"{v:.3f}"))
+    if args.tie_break in df and args.tie_break != args.metric:
+        ties = df.pivot_table(index="value", columns="category", values=args.tie_break, sort=False)
+        ties["mean"] = ties.mean(axis=1)
+        print(f"\nvalidation {args.tie_break} (breaks ties):")
+        print(ties.to_string(float_format=lambda v: f"{v:.3f}"))
     print(f"\nchosen: {args.param} = {best!r}  (best mean validation {args.metric})")
     if args.output:
         df[["value", "category", *cols]].to_csv(args.output, index=False)

@@ -14,7 +14,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from orchestrator.registry import load_registry
-    from orchestrator.vendor import checkout_state
+    from orchestrator.vendor import checkout_state_at
 
     reg = load_registry(args.registry)
     header = f"{'method':12s} {'status':14s} {'sources':22s} {'pin':13s} {'license':11s} resources"
@@ -27,7 +27,7 @@ def run(args: argparse.Namespace) -> int:
             if "native" in cls.sources:
                 srcs.append("native")
             if "upstream" in cls.sources and e.repo:
-                st = checkout_state(name, e.commit)
+                st = checkout_state_at(e.checkout_dir, e.commit)
                 srcs.append(
                     "upstream"
                     + ("" if st.usable else "(not synced)" if not st.present else "(unusable)")

@@ -41,13 +41,13 @@ def _sync(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from orchestrator.vendor import checkout_state
+    from orchestrator.vendor import checkout_state_at
 
     yes = {True: "yes", False: "no"}
     print(f"{'method':12s} {'present':8s} {'at pin':7s} {'clean':6s} {'HEAD':13s} note")
     bad = 0
     for e in _entries(args):
-        st = checkout_state(e.name, e.commit)
+        st = checkout_state_at(e.checkout_dir, e.commit)
         bad += not st.usable
         print(
             f"{e.name:12s} {yes[st.present]:8s} {yes[st.at_pin]:7s} {yes[st.clean]:6s} "

@@ -28,10 +28,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from orchestrator.data.types import Category, Sample, read_rgb
+from orchestrator.data.types import Category, Sample, SampleSet, read_rgb
 from orchestrator.errors import UserError
 
 CUT_PASTE, PERLIN = 1, 2
+#: Version of the protocol (training set, validation set): part of every trial's key, so a
+#: result fitted or calibrated under another protocol is never reused.
+PROTOCOL = "validation-v1"
 DEFECTS = [
     {
         "defect_name": "synthetic_cut_paste",
@@ -151,3 +154,29 @@ def write_validation_category(
         f"{len(train)} training, {len(good)} good and {k} synthetic anomalous images.\n"
     )
     return root
+
+
+def protocol_train(
+    category: Category, holdout: float = 0.2, seed: int = 0
+) -> tuple[SampleSet, list[Sample]]:
+    """``(train, validation_good)``: the images a method fits on under the protocol
+    (``train/good`` less the hold-out when the category has no ``validation/good``) as a
+    SampleSet, and the validation good images."""
+    train, good = split_validation(category, holdout, seed)
+    return SampleSet(train, category.image_size, dict(category.defects), category.name), good
+
+
+def protocol_sets(
+    category: Category, out_dir: str | Path, seed: int = 0, holdout: float = 0.2
+) -> tuple[SampleSet, SampleSet]:
+    """``(train, validation)`` of the validation protocol for one category.
+
+    ``train`` is ``protocol_train``'s. ``validation`` is the labelled validation set (good
+    images + synthetic anomalies with masks), written under ``out_dir``, at the category's
+    image size: what calibration, thresholds and map normalisation are fitted on.
+    """
+    from orchestrator.data.loco import load_category
+
+    train, _ = protocol_train(category, holdout, seed)
+    root = write_validation_category(category, out_dir, seed, holdout)
+    return train, load_category(root).split("test", category.image_size)

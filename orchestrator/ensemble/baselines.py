@@ -1,11 +1,14 @@
 """Output-level ensembles of the same members, the baselines of the feature-level network.
 
-- ``mean``: the average of the members' calibrated (cross-fitted) image probabilities;
+Everything they fit is fitted on the validation set (orchestrator.data.validation: validation
+good images + synthetic anomalies), never on test labels:
+
+- ``mean``: the average of the members' calibrated image probabilities (one calibrator per
+  member, fitted on its validation scores);
 - ``cawpe``: Large et al. (2019), weights ``acc_m ** alpha`` (alpha = 4) from each member's
-  cross-validated accuracy; the accuracy used for a fold's images is measured on the other
-  folds only, so no image's weight sees its own label;
-- maps: each member's maps normalised by the mean and standard deviation of its maps on
-  normal reference images (the validation split), then averaged.
+  accuracy on the validation set (its out-of-fold calibrated validation probabilities);
+- maps: each member's maps normalised by the mean and standard deviation of its maps on the
+  validation good images, then averaged.
 """
 
 from __future__ import annotations
@@ -13,7 +16,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from sklearn.model_selection import StratifiedKFold
 
 from adapters.base import Predictions
 
@@ -25,11 +27,6 @@ def calibrated(
     from orchestrator.calibration import cross_fit
 
     return cross_fit(kind, scores, labels, k=k, seed=seed)
-
-
-def _folds(labels: np.ndarray, k: int, seed: int):
-    k = max(2, min(k, int(labels.sum()), int((~labels).sum())))
-    return StratifiedKFold(n_splits=k, shuffle=True, random_state=seed).split(labels, labels)
 
 
 def mean_probs(probs: Sequence[np.ndarray]) -> np.ndarray:
@@ -45,20 +42,6 @@ def cawpe_weights(
     return acc**alpha
 
 
-def cawpe_probs(
-    probs: Sequence[np.ndarray], labels: np.ndarray, alpha: float = 4.0, k: int = 5, seed: int = 0
-) -> np.ndarray:
-    """CAWPE-combined probabilities, weights cross-fitted (each fold weighted by the others)."""
-    y = np.asarray(labels, bool)
-    p = np.stack(probs)  # [M, N]
-    out = np.empty(p.shape[1])
-    for train, test in _folds(y, k, seed):
-        w = cawpe_weights([q[train] for q in p], y[train], alpha)
-        w = w if w.sum() > 0 else np.ones_like(w)
-        out[test] = (w[:, None] * p[:, test]).sum(axis=0) / w.sum()
-    return out
-
-
 def normalised_mean_maps(maps: Sequence[np.ndarray], reference: Sequence[np.ndarray]) -> np.ndarray:
     """Average of ``(map - mean_ref) / std_ref`` per member (ref: its maps on normal images)."""
     out = []
@@ -70,18 +53,30 @@ def normalised_mean_maps(maps: Sequence[np.ndarray], reference: Sequence[np.ndar
 
 def output_ensembles(
     member_preds: Sequence[Predictions],
-    labels: np.ndarray,
-    reference_maps: Sequence[np.ndarray],
+    member_val_preds: Sequence[Predictions],
+    val_labels: np.ndarray,
     kind: str = "bounded_sigmoid",
     alpha: float = 4.0,
     seed: int = 0,
 ) -> dict[str, Predictions]:
-    """``{"mean": ..., "cawpe": ...}`` Predictions whose scores are ensemble probabilities."""
-    y = np.asarray(labels, bool)
-    probs = [calibrated(p.image_scores, y, kind, seed=seed) for p in member_preds]
-    maps = normalised_mean_maps([p.anomaly_maps for p in member_preds], reference_maps)
+    """``{"mean": ..., "cawpe": ...}`` Predictions of the test images whose scores are
+    ensemble probabilities; calibrators, CAWPE weights and map normalisation are fitted on
+    the members' predictions of the validation set (``member_val_preds``, ``val_labels``)."""
+    from orchestrator.calibration import fit_calibrator
+
+    yv = np.asarray(val_labels, bool)
+    probs = [
+        fit_calibrator(kind, v.image_scores, yv).predict(p.image_scores)
+        for p, v in zip(member_preds, member_val_preds, strict=True)
+    ]
+    val_probs = [calibrated(v.image_scores, yv, kind, seed=seed) for v in member_val_preds]
+    w = cawpe_weights(val_probs, yv, alpha)
+    w = w if w.sum() > 0 else np.ones_like(w)
+    reference = [v.anomaly_maps[~yv] for v in member_val_preds]
+    maps = normalised_mean_maps([p.anomaly_maps for p in member_preds], reference)
     keys = list(member_preds[0].keys)
+    cawpe = (w[:, None] * np.stack(probs)).sum(axis=0) / w.sum()
     return {
         "mean": Predictions(mean_probs(probs), maps, keys),
-        "cawpe": Predictions(cawpe_probs(probs, y, alpha, seed=seed), maps, keys),
+        "cawpe": Predictions(cawpe, maps, keys),
     }

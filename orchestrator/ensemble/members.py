@@ -26,9 +26,11 @@ def member_key(
     source: str,
     commit: str | None,
 ) -> str:
+    from orchestrator.data.validation import PROTOCOL
     from orchestrator.tracking import trial_key
 
     return trial_key(
+        protocol=PROTOCOL,  # fitted on the protocol's training images
         method=method,
         category=category,
         config=dict(config),
@@ -99,6 +101,7 @@ def member_fit_trial(spec: Mapping[str, Any]) -> dict[str, Any]:
     """
     from adapters.common import seed_everything
     from orchestrator.data import load_category
+    from orchestrator.data.validation import protocol_train
     from orchestrator.registry import import_adapter, registry_importable, run_tags
     from orchestrator.tracking import open_child_run
 
@@ -118,8 +121,10 @@ def member_fit_trial(spec: Mapping[str, Any]) -> dict[str, Any]:
         cls = import_adapter(spec["adapter"])
         adapter = cls(spec["config"], device=spec["device"], source=spec["source"])
         adapter.upstream_commit = spec["upstream_commit"] or None
+        adapter.checkout = spec.get("checkout")
         run.set_tags(run_tags(adapter))
-        train = load_category(Path(spec["category_dir"])).split("train")
+        # the validation protocol's training images (train/good less any hold-out)
+        train, _ = protocol_train(load_category(Path(spec["category_dir"])))
         seed_everything(int(adapter.config.get("seed", 0)))
         t0 = time.perf_counter()
         adapter.fit(train)

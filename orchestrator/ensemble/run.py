@@ -83,12 +83,15 @@ def combo_name(combo: Sequence[str]) -> str:
     return "+".join(combo)
 
 
-def _calibration(scores: np.ndarray, y: np.ndarray, prefix: str = "") -> dict[str, float]:
-    from orchestrator.calibration import brier, cross_fit, ece, nll
+def _calibration(
+    probs: Mapping[str, np.ndarray], y: np.ndarray, prefix: str = ""
+) -> dict[str, float]:
+    """ECE, Brier, NLL on the test images of each calibrator's probabilities (calibrators
+    fitted on the validation set: ``Scores.calibrated``)."""
+    from orchestrator.calibration import brier, ece, nll
 
     out = {}
-    for kind in CALIBRATORS:
-        p = cross_fit(kind, scores, y, k=5, seed=0)
+    for kind, p in probs.items():
         out |= {
             f"{prefix}{kind}.ece": ece(p, y),
             f"{prefix}{kind}.brier": brier(p, y),
@@ -97,18 +100,83 @@ def _calibration(scores: np.ndarray, y: np.ndarray, prefix: str = "") -> dict[st
     return out
 
 
+@dataclass
+class Approach:
+    """One row of the comparison: a member, an output-level ensemble or the network."""
+
+    name: str
+    kind: str  # member | output | feature
+    prefix: str  # of its metrics in the trial's MLflow run
+    preds: Any  # adapters.base.Predictions of the test images
+    probs: np.ndarray  # test image probabilities (calibrated on the validation set)
+
+
+@dataclass
+class Scores:
+    approaches: list[Approach]
+    net: Any  # the fitted FeatureEnsemble
+    fit_s: float
+    calibrated: dict[str, np.ndarray]  # calibrator kind -> the network's test probabilities
+
+
+def score_ensemble(
+    members: Sequence[Any],
+    names: Sequence[str],
+    config: Mapping[str, Any],
+    train,
+    validation,
+    test,
+    device: str = "cpu",
+) -> Scores:
+    """Score the test images with each member, the output-level ensembles and the feature
+    network fitted on ``train``. Calibrators, CAWPE weights and map normalisation are fitted
+    on ``validation`` (orchestrator.data.validation); no test label or mask is read here."""
+    from adapters.common import seed_everything
+    from orchestrator.calibration import fit_calibrator
+    from orchestrator.ensemble.adapter import FeatureEnsemble
+    from orchestrator.ensemble.baselines import output_ensembles
+
+    cname = combo_name(names)
+    yv = validation.is_anomalous
+    out: list[Approach] = []
+    member_preds, member_val = [], []
+    for name, member in zip(names, members, strict=True):
+        preds, val = member.predict(test), member.predict(validation)
+        member_preds.append(preds)
+        member_val.append(val)
+        probs = fit_calibrator("bounded_sigmoid", val.image_scores, yv).predict(preds.image_scores)
+        out.append(Approach(name, "member", f"member.{name}", preds, probs))
+    for label, preds in output_ensembles(member_preds, member_val, yv).items():
+        out.append(
+            Approach(f"{label}[{cname}]", "output", f"output_{label}", preds, preds.image_scores)
+        )
+    seed_everything(int(config.get("seed", 0)))
+    net = FeatureEnsemble({**config, "members": list(names)}, device=device)
+    net.use_members(list(members))
+    t0 = time.perf_counter()
+    net.fit(train)
+    fit_s = time.perf_counter() - t0
+    preds, val = net.predict(test), net.predict(validation)
+    calibrated = {
+        kind: fit_calibrator(kind, val.image_scores, yv).predict(preds.image_scores)
+        for kind in CALIBRATORS
+    }
+    out.append(
+        Approach(f"feature[{cname}]", "feature", "feature", preds, calibrated["bounded_sigmoid"])
+    )
+    return Scores(out, net, fit_s, calibrated)
+
+
 def ensemble_trial(spec: Mapping[str, Any]) -> dict[str, Any]:
     """One (combination, category) trial; returns ``{"run_id", "rows": [...]}``."""
     if spec.get("cache"):
         os.environ["ORCHESTRATOR_CACHE"] = spec["cache"]
-    from adapters.common import seed_everything
     from orchestrator.registry import registry_importable
 
     registry_importable(spec.get("registry"))
-    from orchestrator.calibration import brier, cross_fit, ece, nll
+    from orchestrator.calibration import brier, ece, nll
     from orchestrator.data import load_category
-    from orchestrator.ensemble.adapter import FeatureEnsemble
-    from orchestrator.ensemble.baselines import output_ensembles
+    from orchestrator.data.validation import protocol_sets
     from orchestrator.ensemble.members import load_member
     from orchestrator.metrics import evaluate
     from orchestrator.survey import write_trial_artifacts
@@ -127,7 +195,7 @@ def ensemble_trial(spec: Mapping[str, Any]) -> dict[str, Any]:
     ):
         run.log_params({"ensemble": spec["config"], "members": cname})
         cat = load_category(Path(spec["category_dir"]))
-        train, test, val = cat.split("train"), cat.split("test"), cat.split("validation")
+        test = cat.split("test")
         y = test.is_anomalous
         members = [
             load_member(
@@ -135,19 +203,21 @@ def ensemble_trial(spec: Mapping[str, Any]) -> dict[str, Any]:
             )
             for m in combo
         ]
+        with tempfile.TemporaryDirectory(prefix="validation-") as val_dir:
+            train, validation = protocol_sets(cat, val_dir)  # the members' training images too
+            scores = score_ensemble(
+                members, combo, spec["config"], train, validation, test, spec["device"]
+            )
         metrics: dict[str, float] = {}
         rows: list[dict[str, Any]] = []
-
-        def record(approach: str, kind: str, prefix: str, preds, probs=None) -> None:
-            m = dict(evaluate(test, preds))
-            if probs is None:
-                probs = cross_fit("bounded_sigmoid", preds.image_scores, y, k=5, seed=0)
-            m |= {"ece": ece(probs, y), "brier": brier(probs, y), "nll": nll(probs, y)}
-            metrics.update({f"{prefix}.{k}": v for k, v in m.items()})
+        for a in scores.approaches:
+            m = dict(evaluate(test, a.preds))
+            m |= {"ece": ece(a.probs, y), "brier": brier(a.probs, y), "nll": nll(a.probs, y)}
+            metrics.update({f"{a.prefix}.{k}": v for k, v in m.items()})
             rows.append(
                 {
-                    "method": approach,
-                    "kind": kind,
+                    "method": a.name,
+                    "kind": a.kind,
                     "combination": cname,
                     "category": spec["category"],
                     "profile": spec["profile"],
@@ -156,39 +226,19 @@ def ensemble_trial(spec: Mapping[str, Any]) -> dict[str, Any]:
                     **m,
                 }
             )
-
-        member_preds, refs = [], []
-        for mname, member in zip(combo, members, strict=True):
-            preds = member.predict(test)
-            member_preds.append(preds)
-            ref = member.predict(val).anomaly_maps if len(val) else preds.anomaly_maps[~y]
-            refs.append(ref)
-            record(mname, "member", f"member.{mname}", preds)
-        for label, preds in output_ensembles(member_preds, y, refs).items():
-            record(
-                f"{label}[{cname}]", "output", f"output_{label}", preds, probs=preds.image_scores
-            )
-
-        seed_everything(int(spec["config"].get("seed", 0)))
-        net = FeatureEnsemble({**spec["config"], "members": combo}, device=spec["device"])
-        net.use_members(members)
-        t0 = time.perf_counter()
-        net.fit(train)
-        fit_s = time.perf_counter() - t0
-        preds = net.predict(test)
-        probs = cross_fit("bounded_sigmoid", preds.image_scores, y, k=5, seed=0)
-        record(f"feature[{cname}]", "feature", "feature", preds, probs=probs)
+        net, feature = scores.net, scores.approaches[-1]
+        preds, probs = feature.preds, feature.probs
         feat = {k.split(".", 1)[1]: v for k, v in metrics.items() if k.startswith("feature.")}
         metrics |= feat  # the trial's own (unprefixed) metrics: the feature-level network
-        metrics |= _calibration(preds.image_scores, y, "calibration.")
+        metrics |= _calibration(scores.calibrated, y, "calibration.")
         metrics |= {
-            "fit_seconds": fit_s,
+            "fit_seconds": scores.fit_s,
             "components": float(sum(net.transform_.shares)),
             "final_loss": float(net.losses_[-1]) if net.losses_ else float("nan"),
         }
         out = Path(tmp)
         write_trial_artifacts(out, test, preds, probs, f"feature[{cname}]/{spec['category']}")
-        _platt_figure(out, preds.image_scores, y, name)
+        _platt_figure(out, scores.calibrated["platt"], y, name)
         net.save(out / "model")  # the fitted network with its members: FeatureEnsemble.load
         (out / "shares.txt").write_text(
             " ".join(f"{m}:{k}" for m, k in zip(combo, net.transform_.shares, strict=False))
@@ -198,17 +248,16 @@ def ensemble_trial(spec: Mapping[str, Any]) -> dict[str, Any]:
         return {"run_id": run.run_id, "rows": rows}
 
 
-def _platt_figure(out: Path, scores: np.ndarray, y: np.ndarray, title: str) -> None:
+def _platt_figure(out: Path, probs: np.ndarray, y: np.ndarray, title: str) -> None:
+    """Reliability diagram of the network's Platt probabilities (fitted on validation)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from orchestrator.calibration import cross_fit, reliability_figure
+    from orchestrator.calibration import reliability_figure
 
-    fig = reliability_figure(
-        cross_fit("platt", scores, y, k=5, seed=0), y, title=f"{title} (Platt)"
-    )
+    fig = reliability_figure(probs, y, title=f"{title} (Platt)")
     fig.savefig(out / "reliability_platt.png", dpi=100)
     plt.close(fig)
 
@@ -274,7 +323,9 @@ def run_ensemble(opts: EnsembleOptions, out: TextIO | None = None) -> EnsembleRe
         if "features" not in entry.capabilities:
             raise UserError(f"method {m!r} does not provide features; it cannot be a member")
     overrides = parse_sets(opts.sets, [*members, "ensemble"])
-    ens_config = dict(FeatureEnsemble.default_config)
+    # the registry's ensemble settings (chosen on validation data: registry.yaml) over the
+    # class defaults, then the command line's
+    ens_config = dict(FeatureEnsemble.default_config) | registry.ensemble_params
     ens_config.pop("members")
     unknown = sorted(set(overrides.get("ensemble", {})) - set(ens_config))
     if unknown:
@@ -349,6 +400,7 @@ def run_ensemble(opts: EnsembleOptions, out: TextIO | None = None) -> EnsembleRe
                         "adapter": entry.adapter,
                         "source": source,
                         "upstream_commit": up,
+                        "checkout": str(entry.checkout_dir),
                         "device": "cpu" if not gpus else device,
                         "seed": seed,
                         "tags": {

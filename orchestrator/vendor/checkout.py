@@ -37,7 +37,14 @@ class VendorState:
 
 def checkout_state(name: str, commit: str | None, root: Path | None = None) -> VendorState:
     """Whether ``<root>/<name>`` exists, is at ``commit`` and is unmodified."""
-    path = (root or vendor_dir()) / name
+    return checkout_state_at((root or vendor_dir()) / name, commit)
+
+
+def checkout_state_at(path: Path, commit: str | None = None) -> VendorState:
+    """Whether the checkout at ``path`` exists, is at ``commit`` and is unmodified; its
+    actual HEAD either way (what results are tagged with)."""
+    path = Path(path)
+    name = path.name
     if not (path / ".git").exists():
         return VendorState(name, path, False, problem=f"no checkout at {path}")
     try:
@@ -48,7 +55,9 @@ def checkout_state(name: str, commit: str | None, root: Path | None = None) -> V
         return VendorState(name, path, True, problem=f"not a usable git checkout ({exc})")
     at_pin = commit is not None and head == commit
     problem = None
-    if not at_pin:
+    if commit is None:
+        at_pin, problem = True, ("modified or untracked files" if dirty else None)
+    elif not at_pin:
         problem = f"HEAD {head[:12]} is not the pinned commit {str(commit)[:12]}"
     elif dirty:
         problem = "modified or untracked files (the upstream code must stay unmodified)"
@@ -127,8 +136,15 @@ def sync_one(name: str, url: str, commit: str, mirror: str | None = None,
 def sync(entries, mirror: str | None = None, root: Path | None = None) -> list[str]:
     """Sync every registry entry that has an upstream repository."""
     return [
-        sync_one(e.name, e.repo, e.commit, mirror, root) for e in entries if e.repo and e.commit
+        sync_one(entry_dir(e, root).name, e.repo, e.commit, mirror, entry_dir(e, root).parent)
+        for e in entries
+        if e.repo and e.commit
     ]
+
+
+def entry_dir(entry, root: Path | None = None) -> Path:
+    """The checkout folder of a registry entry (its ``checkout`` key, default its name)."""
+    return (root or vendor_dir()) / (getattr(entry, "checkout", None) or entry.name)
 
 
 def resolve_source(entry, cls, requested: str, allow_dirty: bool = False,
@@ -141,7 +157,7 @@ def resolve_source(entry, cls, requested: str, allow_dirty: bool = False,
     if requested not in ("auto", "upstream", "native"):
         raise UserError(f"source must be auto, upstream or native, got {requested!r}")
     has_upstream = "upstream" in cls.sources and entry.repo
-    state = checkout_state(entry.name, entry.commit, root) if has_upstream else None
+    state = checkout_state_at(entry_dir(entry, root), entry.commit) if has_upstream else None
     if requested == "native":
         if "native" not in cls.sources:
             raise UserError(f"{entry.name}: no native source (it has: {', '.join(cls.sources)})")
@@ -158,6 +174,6 @@ def resolve_source(entry, cls, requested: str, allow_dirty: bool = False,
         raise UserError(f"{entry.name}: has no upstream source")
     if state.usable or (allow_dirty and state.present):
         return "upstream", state
-    raise UserError(f"{entry.name}: refusing vendor/{entry.name}: {state.problem} "
+    raise UserError(f"{entry.name}: refusing the upstream checkout: {state.problem} "
                     f"(orchestrate vendor sync {entry.name}; or --allow-dirty to run it anyway, "
                     "tagged vendor_dirty=true)")
