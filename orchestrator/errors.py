@@ -11,3 +11,13 @@ class NotFittedError(UserError):
 
 class CapabilityError(UserError):
     """An adapter was asked for something its ``capabilities`` do not include."""
+
+
+class FatalTrialError(Exception):
+    """A trial error that a retry cannot mend (a deterministic configuration error, the
+    tracking store gone): the trial fails at once, without retries."""
+
+
+class Aborted(Exception):
+    """A command stopped part-way for a reason it reports in one line (exit code 1); what
+    was done is kept (the message says where)."""

@@ -9,6 +9,8 @@ capabilities. ``Registry.build`` turns an entry into a configured adapter, resol
 from __future__ import annotations
 
 import importlib
+import importlib.util
+import math
 import re
 import sys
 from dataclasses import dataclass, field
@@ -43,6 +45,8 @@ ENTRY_KEYS = {
 RESOURCE_KEYS = {"gpu", "cpu", "memory_gb"}
 STATUSES = {"available", "planned"}
 SHA_RE = re.compile(r"^[0-9a-f]{40}$")
+#: what a method name may be: it names folders (vendor/<name>) and MLflow tags
+NAME_RE = re.compile(r"^[a-z0-9_-]+$")
 
 
 @dataclass(frozen=True)
@@ -86,6 +90,8 @@ class MethodEntry:
     parity: ParityGoal | None = None
     #: parameter -> how its profile value was chosen (validation data, or why not tuned)
     chosen: dict[str, str] = field(default_factory=dict)
+    #: the folder of the user registry file that named this adapter (its module may lie there)
+    search_dir: Path | None = None
 
     @property
     def checkout_dir(self) -> Path:
@@ -98,7 +104,7 @@ class MethodEntry:
         return self.status == "available" and self.import_error is None
 
     def adapter_class(self) -> type[Adapter]:
-        return import_adapter(self.adapter)
+        return import_adapter(self.adapter, self.search_dir)
 
     def resolved_config(
         self, profile: str = "paper", overrides: dict[str, Any] | None = None
@@ -113,31 +119,119 @@ class MethodEntry:
                 f"{self.name}: unknown parameter(s) {', '.join(unknown)} "
                 f"(known: {', '.join(sorted(config))})"
             )
-        config.update(overrides or {})
+        for key, value in (overrides or {}).items():
+            if isinstance(config[key], float) and isinstance(value, str):
+                try:  # YAML reads 1e-4 (no dot) as text
+                    value = float(value)
+                except ValueError:
+                    pass
+            # the types the registry itself uses for this key (params and every profile)
+            seen = [config[key], *(p[key] for p in self.profiles.values() if key in p)]
+            problems = [type_problem(d, value) for d in seen]
+            if all(problems):
+                raise UserError(f"{self.name}.{key}={value!r}: {problems[0]}")
+            config[key] = value
         return config
 
 
-def registry_importable(registry: str | Path | None) -> None:
-    """Make adapter modules next to a user registry file importable (driver and workers)."""
-    if registry:
-        folder = str(Path(registry).resolve().parent)
-        if folder not in sys.path:
-            sys.path.insert(0, folder)
+def type_problem(default: Any, value: Any) -> str | None:
+    """Why ``value`` cannot replace a parameter whose default is ``default`` (None: it can).
+
+    The default's type is the contract: a bool wants a bool, an int an int, a float a finite
+    number, a string a string, a list a list (of numbers when the default's are numbers).
+    """
+    if default is None:
+        return None
+
+    def number(v: Any) -> bool:
+        return isinstance(v, int | float) and not isinstance(v, bool)
+
+    if isinstance(default, bool):
+        return None if isinstance(value, bool) else "expected true or false"
+    if isinstance(default, int):
+        ok = isinstance(value, int) and not isinstance(value, bool)
+        return None if ok else "expected an integer"
+    if isinstance(default, float):
+        if not number(value):
+            return "expected a number"
+        return None if math.isfinite(value) else "expected a finite number"
+    if isinstance(default, str):
+        return None if isinstance(value, str) else "expected text"
+    if isinstance(default, list | tuple):
+        if not isinstance(value, list | tuple):
+            return f"expected a list like {list(default)}"
+        if default and all(number(v) for v in default) and not all(number(v) for v in value):
+            return f"expected a list of numbers like {list(default)}"
+        return None
+    if isinstance(default, dict):
+        return None if isinstance(value, dict) else "expected a mapping"
+    return None
 
 
-def import_adapter(path: str) -> type[Adapter]:
-    """Import ``module:Class`` and check it is an Adapter subclass."""
+def import_adapter(path: str, search_dir: str | Path | None = None) -> type[Adapter]:
+    """Import ``module:Class`` and check it is an Adapter subclass.
+
+    ``search_dir`` (the folder of a user registry file): when the top-level module named by
+    ``path`` lies there (``<mod>.py`` or ``<mod>/__init__.py``), that one file or package is
+    imported by an explicit spec. The folder never goes on ``sys.path`` (a ``ray.py`` beside
+    the registry is never imported), and a module that would shadow an installed one of the
+    same name is refused.
+    """
     module_name, _, cls_name = path.partition(":")
     if not module_name or not cls_name:
         raise ImportError(f"adapter must be 'module:Class', got {path!r}")
+    if search_dir is not None:
+        _import_beside_registry(module_name.partition(".")[0], Path(search_dir))
     cls = getattr(importlib.import_module(module_name), cls_name)
     if not (isinstance(cls, type) and issubclass(cls, Adapter)):
         raise ImportError(f"{path} is not a subclass of adapters.base.Adapter")
     return cls
 
 
-def _parse_entry(name: str, raw: Any, origin: str, problems: list[str]) -> MethodEntry | None:
+#: set on a module imported from beside a registry file
+_BESIDE_REGISTRY = "__orchestrator_beside_registry__"
+
+
+def _import_beside_registry(top: str, folder: Path) -> None:
+    """Import module ``top`` from ``folder`` by spec (see :func:`import_adapter`)."""
+    file, package = folder / f"{top}.py", folder / top / "__init__.py"
+    path = package if package.is_file() else file
+    if not path.is_file():
+        return  # not beside the registry: an installed module, imported the usual way
+    loaded = sys.modules.get(top)
+    if loaded is not None:
+        if Path(getattr(loaded, "__file__", "") or "").resolve() == path.resolve():
+            return
+        if not getattr(loaded, _BESIDE_REGISTRY, False):
+            raise ImportError(f"{path} would shadow the imported module {top!r}; rename it")
+        for name in [n for n in sys.modules if n == top or n.startswith(top + ".")]:
+            del sys.modules[name]  # another registry's module of that name: this one now
+    found = importlib.util.find_spec(top)
+    if found is not None and Path(found.origin or "").resolve() != path.resolve():
+        raise ImportError(f"{path} would shadow the installed module {top!r}; rename it")
+    locations = [str(path.parent)] if path == package else None
+    spec = importlib.util.spec_from_file_location(top, path, submodule_search_locations=locations)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot import {path}")
+    module = importlib.util.module_from_spec(spec)
+    setattr(module, _BESIDE_REGISTRY, True)
+    sys.modules[top] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[top]
+        raise
+
+
+def _parse_entry(
+    name: str, raw: Any, origin: str, problems: list[str], search_dir: Path | None = None
+) -> MethodEntry | None:
     where = f"{origin}: methods.{name}"
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        problems.append(
+            f"{origin}: method name {name!r} must match [a-z0-9_-]+ (it names folders and tags)"
+        )
+        return None
     if not isinstance(raw, dict):
         problems.append(f"{where}: must be a mapping")
         return None
@@ -161,8 +255,13 @@ def _parse_entry(name: str, raw: Any, origin: str, problems: list[str]) -> Metho
         vals = {}
         for key in RESOURCE_KEYS & set(res_raw):
             v = res_raw[key]
-            if not isinstance(v, int | float) or isinstance(v, bool) or v < 0:
-                problems.append(f"{where}: resources.{key} must be a number >= 0, got {v!r}")
+            if (
+                not isinstance(v, int | float)
+                or isinstance(v, bool)
+                or not math.isfinite(v)
+                or v < 0
+            ):
+                problems.append(f"{where}: resources.{key} must be a finite number >= 0, got {v!r}")
             else:
                 vals[key] = float(v)
         if vals.get("cpu", 1.0) == 0:
@@ -196,6 +295,7 @@ def _parse_entry(name: str, raw: Any, origin: str, problems: list[str]) -> Metho
         status=status,
         default=bool(raw.get("default", True)),
         origin=origin,
+        search_dir=search_dir,
     )
     for prof, over in entry.profiles.items():
         for key in sorted(set(over) - set(entry.params)):
@@ -268,7 +368,9 @@ def _read_yaml(path: Path, ensemble: dict[str, Any] | None = None) -> dict[str, 
     """The ``methods`` mapping of a registry file; its ``ensemble`` section is merged into
     ``ensemble`` (``params`` and ``chosen``) when given."""
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{path}: cannot read registry (not UTF-8 text: {exc.reason})") from exc
     except (OSError, yaml.YAMLError) as exc:
         raise UserError(f"{path}: cannot read registry ({exc})") from exc
     if not isinstance(data, dict) or not isinstance(data.get("methods", {}), dict):
@@ -352,27 +454,36 @@ def load_registry(extra: str | Path | None = None, builtin: Path = BUILTIN_REGIS
     """
     problems: list[str] = []
     ensemble: dict[str, Any] = {"params": {}, "chosen": {}}
-    raw: dict[str, tuple[dict, str]] = {
-        name: (entry, builtin.name) for name, entry in _read_yaml(builtin, ensemble).items()
+    raw: dict[str, tuple[dict, str, Path | None]] = {
+        name: (entry, builtin.name, None) for name, entry in _read_yaml(builtin, ensemble).items()
     }
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         if ep.name not in raw:
             dist = ep.dist.name if ep.dist else "?"
-            raw[ep.name] = ({"adapter": ep.value, "default": False}, f"entry point ({dist})")
+            raw[ep.name] = (
+                {"adapter": ep.value, "default": False},
+                f"entry point ({dist})",
+                None,
+            )
     if extra is not None:
         extra = Path(extra)
         if not extra.exists():
             raise UserError(f"registry file {extra} does not exist")
+        if not extra.is_file():
+            raise UserError(f"registry file {extra} is not a file")
         for name, entry in _read_yaml(extra, ensemble).items():
-            base = dict(raw[name][0]) if name in raw else {}
+            base, _, search = raw[name] if name in raw else ({}, "", None)
+            base = dict(base)
             if isinstance(entry, dict):
                 base.update(entry)
+                if "adapter" in entry:  # its module may lie beside the user's file
+                    search = extra.resolve().parent
             else:
                 base = entry
-            raw[name] = (base, extra.name)
+            raw[name] = (base, extra.name, search)
     methods: dict[str, MethodEntry] = {}
-    for name, (entry, origin) in raw.items():
-        parsed = _parse_entry(name, entry, origin, problems)
+    for name, (entry, origin, search) in raw.items():
+        parsed = _parse_entry(name, entry, origin, problems, search)
         if parsed is not None:
             methods[name] = parsed
     from orchestrator.ensemble.adapter import FeatureEnsemble

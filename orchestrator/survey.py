@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 import yaml
 
-from orchestrator.errors import UserError
+from orchestrator.errors import Aborted, UserError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -47,6 +47,8 @@ class SurveyOptions:
     num_cpus: int | None = None
     output_dir: Path | None = None  # a local copy of the summary reports
     seeds: list[int] | None = None  # one trial per seed (None: each config's own seed)
+    validate: bool = True  # run the dataset validator before Ray starts
+    trial_timeout: float | None = None  # seconds a trial may run
 
 
 @dataclass
@@ -182,9 +184,6 @@ def survey_trial(spec: Mapping[str, Any]) -> dict[str, Any]:
     after the child run is marked FAILED with the traceback.
     """
     from adapters.common import seed_everything
-    from orchestrator.registry import registry_importable
-
-    registry_importable(spec.get("registry"))
     from orchestrator.calibration import brier, ece, nll
     from orchestrator.data import load_category
     from orchestrator.data.validation import protocol_sets
@@ -195,14 +194,19 @@ def survey_trial(spec: Mapping[str, Any]) -> dict[str, Any]:
     name = spec.get("run_name") or f"{spec['method']}/{spec['category']}"
     with (
         open_child_run(
-            spec["tracking_uri"], spec["experiment_id"], spec["parent_run_id"], name, spec["tags"]
+            spec["tracking_uri"],
+            spec["experiment_id"],
+            spec["parent_run_id"],
+            name,
+            spec["tags"],
+            spec.get("store_id"),
         ) as run,
         tempfile.TemporaryDirectory(prefix="trial-") as tmp,
     ):
         run.log_params(spec["config"])
         # The driver resolved config and source (Registry.build's work); importing only this
         # method's adapter keeps a worker from importing every registered method.
-        cls = import_adapter(spec["adapter"])
+        cls = import_adapter(spec["adapter"], spec.get("adapter_dir"))
         adapter = cls(spec["config"], device=spec["device"], source=spec["source"])
         adapter.upstream_commit = spec["upstream_commit"] or None
         adapter.vendor_clean = spec["vendor_clean"]
@@ -302,6 +306,7 @@ def _plan(
                     "config": config,
                     "overrides": overrides.get(m, {}),
                     "adapter": entry.adapter,
+                    "adapter_dir": str(entry.search_dir) if entry.search_dir else None,
                     "upstream_commit": commit,
                     "checkout": str(entry.checkout_dir),
                     "vendor_clean": state.clean if (state and source == "upstream") else None,
@@ -351,29 +356,48 @@ def _row(spec: Mapping[str, Any], run=None, error: str | None = None) -> dict[st
     return row
 
 
+def check_options(opts: SurveyOptions) -> None:
+    """The options' own mistakes, before anything is read or started."""
+    from orchestrator import preflight
+
+    preflight.at_least("--retries", opts.retries, 0)
+    preflight.at_least("--max-concurrent", opts.max_concurrent, 1)
+    preflight.at_least("--num-cpus", opts.num_cpus, 1)
+    preflight.trial_timeout(opts.trial_timeout)
+    preflight.named("--methods", opts.methods)
+    preflight.named("--categories", opts.categories)
+    preflight.output_dir(opts.output_dir)
+
+
 def run_survey(opts: SurveyOptions, out: TextIO | None = None) -> SurveyResult:
-    """Run (or resume) a survey; prints announcements, progress and the summary table."""
+    """Run (or resume) a survey; prints announcements, progress and the summary table.
+
+    Everything deterministic is checked before Ray starts (options, registry, parameter
+    types, the dataset, the tracking store and the Ray address): one UserError. During the
+    run, a trial whose worker died ends FAILED; Ctrl-C ends the parent run KILLED (exit 130;
+    ``--resume`` continues); a tracking store deleted or frozen stops the scheduling and the
+    finished trials' figures are written locally (:class:`~orchestrator.errors.Aborted`).
+    """
     from orchestrator.data import load_dataset
+    from orchestrator.preflight import has_images, validate_categories
     from orchestrator.profiles import choose_device, choose_profile
-    from orchestrator.registry import load_registry, registry_importable
+    from orchestrator.registry import load_registry
     from orchestrator.reports import console_summary
     from orchestrator.scheduling import ray_session, run_trials
+    from orchestrator.scheduling.ray_session import ray_target
     from orchestrator.tracking import (
-        finished_trials,
         get_experiment_id,
         project_commit,
         resolve_tracking_uri,
         start_parent_run,
     )
+    from orchestrator.tracking.store import check_tracking_server
+    from orchestrator.tracking.trials import check_store, store_identity
 
     out = out or sys.stdout
     say = lambda msg: print(msg, file=out, flush=True)  # noqa: E731
-    if opts.retries < 0:
-        raise UserError("--retries must be >= 0")
-    if opts.max_concurrent is not None and opts.max_concurrent < 1:
-        raise UserError("--max-concurrent must be >= 1")
+    check_options(opts)
     registry_path = str(Path(opts.registry).resolve()) if opts.registry else None
-    registry_importable(registry_path)
     registry = load_registry(registry_path)
     methods = list(opts.methods or registry.available())
     if not methods:
@@ -383,10 +407,21 @@ def run_survey(opts: SurveyOptions, out: TextIO | None = None) -> SurveyResult:
         if not entry.available:
             raise UserError(f"method {m!r} is not available ({entry.import_error or entry.status})")
     overrides = parse_sets(opts.sets, methods)
+    for m in methods:  # names and types of --set values, for whichever profile is chosen
+        for prof in ("paper", *registry.get(m).profiles):
+            registry.get(m).resolved_config(prof, overrides.get(m))
     categories = load_dataset(opts.dataset, opts.dataset_root, opts.categories)
+    has_images(categories)
+    if opts.validate:
+        validate_categories(categories, progress=sys.stderr.isatty())
     uri = resolve_tracking_uri(opts.tracking_uri)
+    check_tracking_server(uri)
+    address = ray_target(opts.ray_address, opts.num_cpus)
+    exp_id = get_experiment_id(uri, opts.experiment)
+    store_id = store_identity(uri)
 
-    with ray_session(opts.ray_address, opts.num_cpus) as cluster:
+    interrupted: KeyboardInterrupt | None = None
+    with ray_session(address, opts.num_cpus) as cluster:
         gpus = float(cluster.get("GPU", 0.0))
         profile, note = choose_profile(opts.profile, gpus)
         device = choose_device(opts.device, gpus)
@@ -396,7 +431,6 @@ def run_survey(opts: SurveyOptions, out: TextIO | None = None) -> SurveyResult:
         else:
             say(f"ray: {cluster.get('CPU', 0):g} CPU(s), {gpus:g} GPU(s)")
         commit = project_commit()
-        exp_id = get_experiment_id(uri, opts.experiment)
         parent_tags = {
             "mlflow.runName": f"survey {opts.dataset} ({profile})",
             "profile": profile,
@@ -409,6 +443,7 @@ def run_survey(opts: SurveyOptions, out: TextIO | None = None) -> SurveyResult:
         parent_id, reused = start_parent_run(uri, exp_id, parent_tags, resume=opts.resume)
         common = {
             "tracking_uri": uri,
+            "store_id": store_id,
             "experiment_id": exp_id,
             "parent_run_id": parent_id,
             "registry": registry_path,
@@ -416,8 +451,7 @@ def run_survey(opts: SurveyOptions, out: TextIO | None = None) -> SurveyResult:
         }
         plan = _plan(opts, registry, methods, categories, overrides, profile, device, gpus, common)
         say(f"mlflow: {uri} experiment {opts.experiment!r} (id {exp_id}), parent run {parent_id}")
-        done = finished_trials(uri, exp_id, parent_id) if reused else {}
-        todo = [i for i, s in enumerate(plan.specs) if s["key"] not in done]
+        todo = _todo(plan, uri, exp_id, parent_id, reused)
         skipped = len(plan.specs) - len(todo)
         if opts.resume:
             say(
@@ -433,27 +467,133 @@ def run_survey(opts: SurveyOptions, out: TextIO | None = None) -> SurveyResult:
             f"survey: {len(methods)} method(s) x {len(categories)} categor(y/ies){seeds} = "
             f"{len(plan.specs)} trials: {', '.join(methods)}"
         )
-        outcomes = run_trials(
-            [plan.specs[i] for i in todo],
-            survey_trial,
-            [plan.resources[i] for i in todo],
-            max_concurrent=opts.max_concurrent,
-            retries=opts.retries,
-            names=[plan.names[i] for i in todo],
-            label="survey",
-        )
+        try:
+            outcomes = run_trials(
+                [plan.specs[i] for i in todo],
+                survey_trial,
+                [plan.resources[i] for i in todo],
+                max_concurrent=opts.max_concurrent,
+                retries=opts.retries,
+                names=[plan.names[i] for i in todo],
+                label="survey",
+                trial_timeout=opts.trial_timeout,
+            )
+        except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (orchestrator.cli.Terminated)
+            interrupted = exc
+    # Ray has stopped: no worker writes any more
+    if interrupted is not None:
+        _interrupted(uri, exp_id, parent_id, store_id)
+        say(f"interrupted: survey run {parent_id} KILLED; `--resume` continues it")
+        raise interrupted
     errors = {plan.specs[todo[j]]["key"]: o.error for j, o in enumerate(outcomes) if not o.ok}
+    lost = next((o.error for o in outcomes if o.fatal == "store"), None)
+    if lost is None:
+        try:
+            check_store(uri, store_id)
+            rows = _rows_from_store(plan, uri, exp_id, parent_id, errors)
+            failed = sum(r["status"] != "done" for r in rows)
+            _finish_parent(uri, parent_id, rows, opts.output_dir, failed)
+        except Exception as exc:
+            lost = _store_problem(exc, uri)
+    if lost is not None:
+        where = _keep_locally(plan, todo, outcomes, opts.output_dir)
+        _parent_failed(uri, parent_id, store_id, lost)
+        raise Aborted(
+            f"{lost.removeprefix('StoreLostError: ')}; stopped scheduling; the figures of "
+            f"{sum(o.ok for o in outcomes)} finished trial(s) are in {where}"
+        )
+    say("")
+    say(console_summary(rows))
+    say(f"mlflow ui --backend-store-uri {uri}   # parent run {parent_id}")
+    return SurveyResult(rows, parent_id, exp_id, uri, skipped, failed)
+
+
+def _store_problem(exc: Exception, uri: str) -> str:
+    """What a store error of the driver means (re-raised when it is something else)."""
+    from orchestrator.tracking.trials import StoreLostError, store_error
+
+    if isinstance(exc, StoreLostError):
+        return str(exc)
+    gone = store_error(exc, uri)
+    if gone is None:
+        raise exc
+    return str(gone)
+
+
+def _todo(plan: _Plan, uri: str, exp_id: str, parent_id: str, reused: bool) -> list[int]:
+    """Indices of the planned trials not finished yet (all of them for a new survey)."""
+    from orchestrator.tracking import finished_trials
+
+    done = finished_trials(uri, exp_id, parent_id) if reused else {}
+    return [i for i, s in enumerate(plan.specs) if s["key"] not in done]
+
+
+def _rows_from_store(plan: _Plan, uri, exp_id, parent_id, errors) -> list[dict[str, Any]]:
+    """One row per planned trial from what the store holds; child runs left RUNNING by a
+    worker that died end FAILED first."""
+    from orchestrator.tracking import finished_trials
+    from orchestrator.tracking.trials import close_open_children
+
+    close_open_children(uri, exp_id, parent_id, "FAILED", "its worker died before the trial ended")
     done = finished_trials(uri, exp_id, parent_id)
     rows = []
     for s in plan.specs:
         run = done.get(s["key"])
         rows.append(_row(s, run, None if run else errors.get(s["key"], "no finished run")))
-    failed = sum(r["status"] != "done" for r in rows)
-    _finish_parent(uri, parent_id, rows, opts.output_dir, failed)
-    say("")
-    say(console_summary(rows))
-    say(f"mlflow ui --backend-store-uri {uri}   # parent run {parent_id}")
-    return SurveyResult(rows, parent_id, exp_id, uri, skipped, failed)
+    return rows
+
+
+def _interrupted(uri: str, exp_id: str, parent_id: str, store_id: str | None) -> None:
+    """After Ctrl-C: running child runs and the parent end KILLED (as far as the store
+    still takes writes)."""
+    from mlflow import MlflowClient
+
+    from orchestrator.tracking.trials import check_store, close_open_children
+
+    try:
+        check_store(uri, store_id)
+        close_open_children(uri, exp_id, parent_id, "KILLED", "interrupted (Ctrl-C)")
+        client = MlflowClient(tracking_uri=uri)
+        client.set_tag(parent_id, "interrupted", "true")
+        client.set_terminated(parent_id, "KILLED")
+    except Exception as exc:  # noqa: BLE001 - the interruption is what gets reported
+        print(f"could not mark the runs KILLED: {exc}", file=sys.stderr)
+
+
+def _parent_failed(uri: str, parent_id: str, store_id: str | None, why: str) -> None:
+    """The parent run ends FAILED with ``why`` when its store is back (a lock released), and
+    is left alone when the store was deleted or replaced (writing would create a new one)."""
+    from mlflow import MlflowClient
+
+    from orchestrator.tracking.trials import check_store
+
+    try:
+        check_store(uri, store_id)
+        client = MlflowClient(tracking_uri=uri)
+        client.set_tag(parent_id, "error", why[:4900])
+        client.set_terminated(parent_id, "FAILED")
+    except Exception:  # noqa: BLE001 - best effort: the local summary holds the figures
+        pass
+
+
+def _keep_locally(plan: _Plan, todo: list[int], outcomes, output_dir: Path | None) -> Path:
+    """The summary of what the trials reported (their figures, from Ray, not the store)
+    into ``output_dir`` or a new ``survey-unsaved-<time>`` folder here."""
+    from orchestrator.reports import write_reports
+
+    rows = []
+    for j, o in enumerate(outcomes):
+        spec = plan.specs[todo[j]]
+        row = _row(spec, None, None if o.ok else o.error)
+        if o.ok:
+            row["status"] = "done"
+            row.update({k: v for k, v in (o.result or {}).items() if k != "run_id"})
+            row["run_id"] = (o.result or {}).get("run_id", "")
+        rows.append(row)
+    where = output_dir or Path(f"survey-unsaved-{time.strftime('%Y%m%d-%H%M%S')}")
+    where.mkdir(parents=True, exist_ok=True)
+    write_reports(rows, where)
+    return where
 
 
 def _finish_parent(uri: str, parent_id: str, rows, output_dir: Path | None, failed: int) -> None:

@@ -22,10 +22,24 @@ from orchestrator.tracking import (
 
 def test_resolve_tracking_uri(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
     assert resolve_tracking_uri(None) == f"sqlite:///{tmp_path / 'mlflow.db'}"
-    assert resolve_tracking_uri("sqlite:////abs/x.db") == "sqlite:////abs/x.db"
+    assert resolve_tracking_uri(f"sqlite:///{tmp_path}/x.db") == f"sqlite:///{tmp_path}/x.db"
     assert resolve_tracking_uri("http://h:5000") == "http://h:5000"
+    with pytest.raises(UserError, match="retired file store"):
+        resolve_tracking_uri("runs")  # MLflow 3 refuses a plain folder
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # ... unless told to take it
     assert resolve_tracking_uri("runs") == (tmp_path / "runs").as_uri()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://env:5000")
+    assert resolve_tracking_uri(None) == "http://env:5000"
+    assert resolve_tracking_uri("http://flag:5000") == "http://flag:5000"
+
+
+def test_reading_never_creates_a_store(tmp_path):
+    with pytest.raises(UserError, match="no MLflow store"):
+        resolve_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db", must_exist=True)
+    assert not (tmp_path / "mlflow.db").exists()
 
 
 def test_trial_key_stable_and_sensitive():

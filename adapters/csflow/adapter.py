@@ -278,11 +278,13 @@ class CSFlow(Adapter):
     def _load_state(self, directory: Path) -> None:
         self._build()
         assert self.flow is not None
-        state = torch.load(directory / "csflow_flow.pt", map_location=self.torch_device)
+        state = torch.load(
+            directory / "csflow_flow.pt", map_location=self.torch_device, weights_only=True
+        )
         self.flow.load_state_dict(state)
         self.flow.eval()
         stats = directory / "csflow_bn_stats.pt"
         if stats.exists():
             assert self.extractor is not None
-            self.extractor.load_state_dict(torch.load(stats), strict=False)
+            self.extractor.load_state_dict(torch.load(stats, weights_only=True), strict=False)
             self.extractor.eval()

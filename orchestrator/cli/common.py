@@ -61,11 +61,20 @@ def add_run_args(p: argparse.ArgumentParser, experiment: str, retries: int) -> N
     p.add_argument(
         "--tracking-uri",
         default=None,
-        help="MLflow store (default: sqlite:///mlflow.db, what `mlflow ui` opens here)",
+        help="MLflow store (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db, what "
+        "`mlflow ui` opens here); a server must answer within $ORCHESTRATOR_CONNECT_TIMEOUT "
+        "seconds (default 10)",
     )
     p.add_argument("--experiment", default=experiment, help="MLflow experiment name")
-    p.add_argument("--ray-address", default=None, help="join a Ray cluster (default: local Ray)")
-    p.add_argument("--num-cpus", type=int, default=None, help="CPUs of the local Ray")
+    p.add_argument(
+        "--ray-address",
+        default=None,
+        help="join a Ray cluster at HOST:PORT (default: $RAY_ADDRESS, else a local Ray bound "
+        "to 127.0.0.1); it must answer within $ORCHESTRATOR_CONNECT_TIMEOUT seconds",
+    )
+    p.add_argument(
+        "--num-cpus", type=int, default=None, help="CPUs of the local Ray (>= 1; default: all)"
+    )
     p.add_argument(
         "--max-concurrent",
         type=int,
@@ -87,4 +96,18 @@ def add_run_args(p: argparse.ArgumentParser, experiment: str, retries: int) -> N
     )
     p.add_argument(
         "--output-dir", type=Path, default=None, help="also write the reports to this folder"
+    )
+    p.add_argument(
+        "--trial-timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="a trial running longer fails (not retried); default: no limit",
+    )
+    p.add_argument(
+        "--no-validate",
+        dest="validate",
+        action="store_false",
+        help="skip the dataset check before the trials (`orchestrate datasets check`), for "
+        "data known to be good",
     )

@@ -24,6 +24,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="flat_connector,pushpins",
         help="comma-separated (default: flat_connector,pushpins)",
     )
+    s.add_argument(
+        "--force",
+        action="store_true",
+        help="write into a folder that is not empty (the generated categories' folders are "
+        "replaced; nothing else is touched)",
+    )
     s.add_argument("--seed", type=int, default=0, help="random seed (same seed, same files)")
     s.add_argument("--size", default="192x256", help="image size HxW (default 192x256)")
     s.add_argument("--train", type=int, default=None, help="train images (default 40)")
@@ -75,11 +81,28 @@ def _synth(args: argparse.Namespace) -> int:
         raise UserError(f"unknown categories {unknown}; available: {', '.join(GENERATORS)}")
     if args.train is not None and args.train < 1 or args.test is not None and args.test < 1:
         raise UserError("--train and --test need at least 1 image")
+    size = parse_size(args.size)
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file, not a folder")
+    if out.is_dir() and any(out.iterdir()):
+        if not args.force:
+            raise UserError(
+                f"--out {out} is not empty: files there would be overwritten and stale ones "
+                "kept; pick an empty folder, or --force to replace the generated categories"
+            )
+        import shutil
+
+        for c in cats:
+            if (out / c).is_dir():
+                shutil.rmtree(out / c)
+            elif (out / c).exists():
+                (out / c).unlink()
     paths = generate(
-        args.out,
+        out,
         cats,
         seed=args.seed,
-        size=parse_size(args.size),
+        size=size,
         n_train=args.train,
         n_good=args.test,
         n_logical=args.test,

@@ -103,5 +103,7 @@ def run(args: argparse.Namespace) -> int:
         in_process=args.in_process,
         resume=args.resume,
         seeds=args.seeds,
+        validate=args.validate,
+        trial_timeout=args.trial_timeout,
     )
     return run_ensemble(opts).exit_code

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -51,20 +52,96 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def _npy_dtype(path: Path) -> np.dtype | None:
+    """The dtype in a .npy file's header, without loading (or unpickling) the data."""
+    try:
+        with open(path, "rb") as f:
+            version = np.lib.format.read_magic(f)
+            if version == (1, 0):
+                return np.lib.format.read_array_header_1_0(f)[2]
+            if version == (2, 0):
+                return np.lib.format.read_array_header_2_0(f)[2]
+    except Exception:
+        pass
+    return None
+
+
+class _Collect(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def _read_tiff(path: Path) -> np.ndarray:
+    """tifffile.imread, but a file with no readable image is an error, not an empty array;
+    tifffile's logged warnings go into the message instead of onto stderr."""
+    import tifffile
+
+    log = logging.getLogger("tifffile")
+    handler, propagate = _Collect(), log.propagate
+    log.addHandler(handler)
+    log.propagate = False
+    try:
+        with tifffile.TiffFile(path) as tif:
+            if len(tif.pages) == 0:
+                why = "; ".join(handler.messages) or "no image in the file"
+                raise ValueError(f"not a valid TIFF ({why})")
+            arr = tif.asarray()
+    finally:
+        log.removeHandler(handler)
+        log.propagate = propagate
+    if arr.size == 0:
+        raise ValueError("the TIFF holds no image data")
+    return arr
+
+
 def read_map(path: Path) -> np.ndarray:
-    """One anomaly map from a .tiff/.tif (tifffile) or .npy file."""
+    """One anomaly map from a .tiff/.tif (tifffile) or .npy file; UserError if unreadable."""
     try:
         if path.suffix == ".npy":
             return np.load(path)
-        import tifffile
-
-        return tifffile.imread(path)
+        return _read_tiff(path)
     except Exception as exc:  # unreadable file: report, don't trace back
+        dtype = _npy_dtype(path) if path.suffix == ".npy" else None
+        if dtype is not None and dtype.hasobject:  # np.load refuses pickled objects
+            raise UserError(
+                f"not numeric: {path} has dtype {dtype} (Python objects); save a numeric array"
+            ) from exc
         raise UserError(f"cannot read anomaly map {path}: {exc}") from exc
 
 
+def check_map(path: Path, arr: np.ndarray, size: tuple[int, int]) -> str | None:
+    """What is wrong with a map read from ``path`` (``size`` = height, width), or None.
+
+    Booleans, integers and real floats are fine (stored as float32); strings, objects,
+    records and complex numbers are not, nor NaN / infinity or finite values that float32
+    cannot hold (they would turn into infinity when stored).
+    """
+    kind = arr.dtype.kind
+    if kind == "c":
+        return f"complex values: {path} has dtype {arr.dtype}; maps must be real-valued"
+    if kind not in "biuf":
+        return f"not numeric: {path} has dtype {arr.dtype}; save a numeric (float) array"
+    if arr.shape != tuple(size):
+        got = "x".join(str(d) for d in arr.shape[::-1]) if arr.ndim else "a scalar"
+        return f"wrong size: {path} is {got}, image is {size[1]}x{size[0]}"
+    if kind == "f" and not np.isfinite(arr).all():
+        return f"not finite: {path} has NaN or infinite values"
+    f32max = float(np.finfo(np.float32).max)
+    if kind == "f" and arr.dtype.itemsize > 4 and arr.size and np.abs(arr).max() > f32max:
+        return (
+            f"out of range: {path} has values beyond float32 range "
+            f"(largest magnitude {float(np.abs(arr).max()):.3g} > {f32max:.3g}); rescale the map"
+        )
+    return None
+
+
 def load_maps(maps_dir: Path, category: str, test) -> np.ndarray:
-    """Every test image's map, checked for presence and size; UserError lists all problems."""
+    """Every test image's map, checked for presence, readability, type, size and values;
+    UserError lists all problems."""
     from tqdm import tqdm
 
     base = maps_dir / category
@@ -74,19 +151,25 @@ def load_maps(maps_dir: Path, category: str, test) -> np.ndarray:
     problems = []
     for i, s in enumerate(tqdm(test, desc="reading maps", unit="map", leave=False)):
         cands = [base / "test" / s.subset / f"{s.image_id}{ext}" for ext in MAP_SUFFIXES]
-        path = next((c for c in cands if c.exists()), None)
-        if path is None:
+        found = [c for c in cands if c.exists()]
+        if not found:
             problems.append(f"missing: {cands[0]}")
             continue
-        arr = np.squeeze(read_map(path))
-        if arr.shape != tuple(test.eval_size):
-            got = "x".join(str(d) for d in arr.shape[::-1]) if arr.ndim else "a scalar"
+        if len(found) > 1:
+            names = " and ".join(str(c) for c in found)
             problems.append(
-                f"wrong size: {path} is {got}, image is {test.eval_size[1]}x{test.eval_size[0]}"
+                f"ambiguous: {'both ' if len(found) == 2 else ''}{names} exist; keep one"
             )
             continue
-        if not np.isfinite(arr).all():
-            problems.append(f"not finite: {path} has NaN or infinite values")
+        path = found[0]
+        try:
+            arr = np.squeeze(read_map(path))
+        except UserError as exc:
+            problems.append(str(exc))
+            continue
+        problem = check_map(path, arr, tuple(test.eval_size))
+        if problem:
+            problems.append(problem)
             continue
         maps[i] = arr
     if problems:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from orchestrator.errors import UserError
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -34,9 +36,13 @@ def run(args: argparse.Namespace) -> int:
     from orchestrator.reports import console_summary
     from orchestrator.reports.from_mlflow import report
     from orchestrator.tracking import resolve_tracking_uri
+    from orchestrator.tracking.store import check_tracking_server
 
-    uri = resolve_tracking_uri(args.tracking_uri)
+    uri = resolve_tracking_uri(args.tracking_uri, must_exist=True)  # reading creates nothing
+    check_tracking_server(uri)
     out = args.output_dir or Path("reports") / args.experiment
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--output-dir {out} is a file")
     parent, rows, files = report(uri, args.experiment, out, args.run_id)
     print(console_summary(rows))
     print(f"survey run {parent}: wrote {len(files)} files to {out}")

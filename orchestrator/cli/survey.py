@@ -66,6 +66,8 @@ def run(args: argparse.Namespace) -> int:
         num_cpus=args.num_cpus,
         output_dir=args.output_dir,
         seeds=args.seeds,
+        validate=args.validate,
+        trial_timeout=args.trial_timeout,
     )
     result = run_survey(opts)
     if result.failed:

@@ -23,17 +23,46 @@ class Problem:
         return f"{self.path}: {self.message}"
 
 
-def _open(path: Path, problems: list[Problem]) -> np.ndarray | None:
+def _open(
+    path: Path, problems: list[Problem], sizes: dict[Path, tuple[int, int]] | None = None
+) -> np.ndarray | None:
+    """The image's pixels (None and a problem when unreadable); its (height, width) goes into
+    ``sizes`` when given."""
     try:
         with Image.open(path) as im:
             im.load()
-            return np.asarray(im)
+            arr = np.asarray(im)
     except Exception as exc:  # noqa: BLE001 - any decoder error is the user's file
         problems.append(Problem(path, f"unreadable image ({type(exc).__name__}: {exc})"))
         return None
+    if sizes is not None:
+        sizes[path] = arr.shape[:2]
+    return arr
 
 
-def _check_good_split(cat: Path, split: str, problems: list[Problem], required: bool) -> None:
+def _size_problems(sizes: dict[Path, tuple[int, int]]) -> list[Problem]:
+    """Images whose size differs from the category's (the most common one): a model fitted at
+    one size and evaluated at another gives numbers that mean nothing."""
+    if not sizes:
+        return []
+    counts: dict[tuple[int, int], int] = {}
+    for hw in sizes.values():
+        counts[hw] = counts.get(hw, 0) + 1
+    h, w = max(counts, key=lambda k: counts[k])
+    return [
+        Problem(p, f"image size {hw[1]}x{hw[0]} differs from the category's {w}x{h}")
+        for p, hw in sizes.items()
+        if hw != (h, w)
+    ]
+
+
+def _check_good_split(
+    cat: Path,
+    split: str,
+    problems: list[Problem],
+    required: bool,
+    sizes: dict[Path, tuple[int, int]] | None = None,
+) -> None:
     folder = cat / split / "good"
     if not folder.is_dir():
         if required:
@@ -43,7 +72,7 @@ def _check_good_split(cat: Path, split: str, problems: list[Problem], required: 
     if not images and split == "train":
         problems.append(Problem(folder, "empty train set (no images)"))
     for p in images:
-        _open(p, problems)
+        _open(p, problems, sizes)
 
 
 REQUIRED_KEYS = {"defect_name", "pixel_value", "saturation_threshold", "relative_saturation"}
@@ -100,8 +129,9 @@ def _read_config(cat: Path, problems: list[Problem]) -> set[int] | None:
 
 def validate_loco(cat: Path) -> list[Problem]:
     problems: list[Problem] = []
-    _check_good_split(cat, "train", problems, required=True)
-    _check_good_split(cat, "validation", problems, required=True)
+    sizes: dict[Path, tuple[int, int]] = {}
+    _check_good_split(cat, "train", problems, required=True, sizes=sizes)
+    _check_good_split(cat, "validation", problems, required=True, sizes=sizes)
     values = _read_config(cat, problems)
     for folder in (cat / "test", cat / "ground_truth"):
         if folder.is_dir():
@@ -123,7 +153,7 @@ def validate_loco(cat: Path) -> list[Problem]:
         stems = set()
         for img_path in list_images(folder):
             stems.add(img_path.stem)
-            img = _open(img_path, problems)
+            img = _open(img_path, problems, sizes)
             if label == "good":
                 continue
             masks = list_images(gt_root / img_path.stem)
@@ -171,12 +201,13 @@ def validate_loco(cat: Path) -> list[Problem]:
                     problems.append(
                         Problem(d, f"mask without image (no test/{subset}/{d.name}.png)")
                     )
-    return problems
+    return problems + _size_problems(sizes)
 
 
 def validate_mvtec(cat: Path) -> list[Problem]:
     problems: list[Problem] = []
-    _check_good_split(cat, "train", problems, required=True)
+    sizes: dict[Path, tuple[int, int]] = {}
+    _check_good_split(cat, "train", problems, required=True, sizes=sizes)
     test = cat / "test"
     if not test.is_dir():
         problems.append(Problem(test, "missing split folder"))
@@ -186,7 +217,7 @@ def validate_mvtec(cat: Path) -> list[Problem]:
         stems = set()
         for img_path in list_images(sub):
             stems.add(img_path.stem)
-            img = _open(img_path, problems)
+            img = _open(img_path, problems, sizes)
             if sub.name == "good":
                 continue
             mask = mvtec_mask_path(cat, sub.name, img_path.stem)
@@ -206,7 +237,7 @@ def validate_mvtec(cat: Path) -> list[Problem]:
             for m in list_images(gt):
                 if m.stem.removesuffix("_mask") not in stems:
                     problems.append(Problem(m, "mask without image"))
-    return problems
+    return problems + _size_problems(sizes)
 
 
 def validate(path: str | Path, progress: bool = False) -> list[Problem]:

@@ -51,6 +51,8 @@ class EnsembleOptions:
     in_process: bool = False  # run the trials one by one in this process, without Ray
     resume: bool = False  # continue the latest ensemble run, skipping finished trials
     seeds: list[int] | None = None  # one trial per seed (members and network alike)
+    validate: bool = True  # run the dataset validator before Ray starts
+    trial_timeout: float | None = None  # seconds a trial may run
 
 
 @dataclass
@@ -171,9 +173,6 @@ def ensemble_trial(spec: Mapping[str, Any]) -> dict[str, Any]:
     """One (combination, category) trial; returns ``{"run_id", "rows": [...]}``."""
     if spec.get("cache"):
         os.environ["ORCHESTRATOR_CACHE"] = spec["cache"]
-    from orchestrator.registry import registry_importable
-
-    registry_importable(spec.get("registry"))
     from orchestrator.calibration import brier, ece, nll
     from orchestrator.data import load_category
     from orchestrator.data.validation import protocol_sets
@@ -199,7 +198,12 @@ def ensemble_trial(spec: Mapping[str, Any]) -> dict[str, Any]:
         y = test.is_anomalous
         members = [
             load_member(
-                spec["member_keys"][m], spec["device"], spec["tracking_uri"], spec["experiment_id"]
+                spec["member_keys"][m],
+                spec["device"],
+                spec["tracking_uri"],
+                spec["experiment_id"],
+                expected_adapter=spec["member_adapters"][m],
+                adapter_dir=spec["member_adapter_dirs"][m],
             )
             for m in combo
         ]
@@ -285,13 +289,15 @@ def _run_in_process(specs, trainable, *args, **kwargs):
 
 def run_ensemble(opts: EnsembleOptions, out: TextIO | None = None) -> EnsembleResult:
     """Fit (or load) the members, run every (combination, category) trial, log the table."""
+    from orchestrator import preflight
     from orchestrator.data import fingerprint, load_dataset
     from orchestrator.ensemble.adapter import FeatureEnsemble
     from orchestrator.ensemble.members import member_key
     from orchestrator.paths import cache_dir
     from orchestrator.profiles import choose_device, choose_profile
-    from orchestrator.registry import load_registry, registry_importable
+    from orchestrator.registry import load_registry
     from orchestrator.scheduling import ray_session, run_trials
+    from orchestrator.scheduling.ray_session import ray_target
     from orchestrator.survey import parse_sets
     from orchestrator.tracking import (
         finished_trials,
@@ -301,10 +307,17 @@ def run_ensemble(opts: EnsembleOptions, out: TextIO | None = None) -> EnsembleRe
         start_parent_run,
         trial_key,
     )
+    from orchestrator.tracking.store import check_tracking_server
     from orchestrator.vendor import resolve_source
 
     out = out or sys.stdout
     say = lambda msg: print(msg, file=out, flush=True)  # noqa: E731
+    preflight.at_least("--retries", opts.retries, 0)
+    preflight.at_least("--max-concurrent", opts.max_concurrent, 1)
+    preflight.at_least("--num-cpus", opts.num_cpus, 1)
+    preflight.trial_timeout(opts.trial_timeout)
+    preflight.named("--categories", opts.categories)
+    preflight.output_dir(opts.output_dir)
     members = list(dict.fromkeys(opts.members))
     if not members:
         raise UserError("--members needs at least one method")
@@ -314,7 +327,6 @@ def run_ensemble(opts: EnsembleOptions, out: TextIO | None = None) -> EnsembleRe
     if not combos or any(len(c) < 1 for c in combos):
         raise UserError(f"--combinations {opts.combinations}: no combination of {members}")
     registry_path = str(Path(opts.registry).resolve()) if opts.registry else None
-    registry_importable(registry_path)
     registry = load_registry(registry_path)
     for m in members:
         entry = registry.get(m)
@@ -335,14 +347,22 @@ def run_ensemble(opts: EnsembleOptions, out: TextIO | None = None) -> EnsembleRe
         )
     ens_config |= {"fusion": opts.fusion, "components": opts.components}
     ens_config |= overrides.get("ensemble", {})
+    for m in members:  # names and types of --set values, for whichever profile is chosen
+        for prof in ("paper", *registry.get(m).profiles):
+            registry.get(m).resolved_config(prof, overrides.get(m))
     categories = load_dataset(opts.dataset, opts.dataset_root, opts.categories)
+    preflight.has_images(categories)
+    if opts.validate:
+        preflight.validate_categories(categories, progress=sys.stderr.isatty())
     uri = resolve_tracking_uri(opts.tracking_uri)
+    check_tracking_server(uri)
+    address = None if opts.in_process else ray_target(opts.ray_address, opts.num_cpus)
     cache = str(cache_dir())
 
     if opts.in_process:
         session, run_trials = contextlib.nullcontext({"CPU": 1.0}), _run_in_process
     else:
-        session = ray_session(opts.ray_address, opts.num_cpus)
+        session = ray_session(address, opts.num_cpus)
     with session as cluster:
         gpus = float(cluster.get("GPU", 0.0))
         profile, note = choose_profile(opts.profile, gpus)
@@ -398,6 +418,7 @@ def run_ensemble(opts: EnsembleOptions, out: TextIO | None = None) -> EnsembleRe
                         "category_dir": str(Path(c.root).resolve()),
                         "config": config,
                         "adapter": entry.adapter,
+                        "adapter_dir": str(entry.search_dir) if entry.search_dir else None,
                         "source": source,
                         "upstream_commit": up,
                         "checkout": str(entry.checkout_dir),
@@ -427,6 +448,7 @@ def run_ensemble(opts: EnsembleOptions, out: TextIO | None = None) -> EnsembleRe
             retries=opts.retries,
             names=m_names,
             label="members",
+            trial_timeout=opts.trial_timeout,
         )
         fits = sum(bool(o.ok and o.result and o.result.get("fitted")) for o in m_out)
         failed_members = {
@@ -456,6 +478,14 @@ def run_ensemble(opts: EnsembleOptions, out: TextIO | None = None) -> EnsembleRe
                         "category": c.name,
                         "category_dir": str(Path(c.root).resolve()),
                         "member_keys": member_keys,
+                        # a member artifact is accepted only for the registry's own class
+                        "member_adapters": {m: registry.get(m).adapter for m in combo},
+                        "member_adapter_dirs": {
+                            m: str(registry.get(m).search_dir)
+                            if registry.get(m).search_dir
+                            else None
+                            for m in combo
+                        },
                         "config": config,
                         "seed": seed,
                         "tags": {
@@ -493,6 +523,7 @@ def run_ensemble(opts: EnsembleOptions, out: TextIO | None = None) -> EnsembleRe
             retries=opts.retries,
             names=names,
             label="ensemble",
+            trial_timeout=opts.trial_timeout,
         )
     rows = comparison_rows([_Finished(rows_from_run(r, profile)) for r in resumed] + list(e_out))
     failed = len(failed_members) + sum(not o.ok for o in e_out)

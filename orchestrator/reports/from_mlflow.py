@@ -25,7 +25,14 @@ def survey_rows(uri: str, experiment: str, parent_run_id: str | None = None) -> 
             raise UserError(f"experiment {experiment!r} has no survey run")
         parent_run_id = parent.info.run_id
     else:
-        MlflowClient(tracking_uri=uri).get_run(parent_run_id)
+        from mlflow.exceptions import MlflowException
+
+        try:
+            run = MlflowClient(tracking_uri=uri).get_run(parent_run_id)
+        except MlflowException as exc:
+            raise UserError(f"no run {parent_run_id!r} in {uri}") from exc
+        if run.info.experiment_id != exp_id:
+            raise UserError(f"run {parent_run_id} is not in experiment {experiment!r}")
     best: dict[tuple[str, str, str], dict[str, Any]] = {}
     for run in child_runs(uri, exp_id, parent_run_id):  # newest first
         tags = run.data.tags

@@ -3,16 +3,24 @@ retries and a progress display; failures are collected, never fatal to the other
 
 from __future__ import annotations
 
+import ctypes
 import json
 import logging
+import os
 import shutil
+import sys
 import tempfile
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from orchestrator.errors import FatalTrialError, UserError
 from orchestrator.scheduling.progress import Progress
 from orchestrator.scheduling.ray_session import cluster_gpus
+
+#: seconds a timed-out trial gets to unwind (its run marked FAILED) before its worker exits
+TIMEOUT_GRACE_S = 30.0
 
 #: A trainable: takes one spec, returns a flat dict of JSON-serialisable results.
 Trainable = Callable[[Mapping[str, Any]], Mapping[str, Any]]
@@ -27,16 +35,103 @@ class TrialOutcome:
     status: str
     result: dict[str, Any] | None = None
     error: str | None = None
+    #: why a retry was not tried: "config" (a deterministic error), "store" (the tracking
+    #: store is gone or read-only), "timeout" (--trial-timeout); None otherwise
+    fatal: str | None = None
 
     @property
     def ok(self) -> bool:
         return self.status == "done"
 
 
-def _run_one(config: dict, specs: Sequence[Mapping[str, Any]], trial_fn: Trainable) -> dict:
-    """What Tune runs in a worker: the trainable on its spec, result JSON-encoded."""
-    result = trial_fn(specs[config["index"]])
+class TrialTimeout(BaseException):
+    """Raised inside a trial that ran past ``--trial-timeout`` (a BaseException, so that
+    library code catching ``Exception`` does not swallow it)."""
+
+    seconds: float = 0.0
+
+    def __str__(self) -> str:
+        return f"the trial ran past --trial-timeout ({self.seconds:g} s)"
+
+
+def fatal_kind(exc: BaseException) -> str | None:
+    """Why ``exc`` must not be retried (see :attr:`TrialOutcome.fatal`), None if it may be."""
+    if isinstance(exc, TrialTimeout):
+        return "timeout"
+    if isinstance(exc, FatalTrialError):
+        return getattr(exc, "kind", "config")
+    if isinstance(exc, UserError):
+        return "config"
+    return None
+
+
+class _Watchdog:
+    """Interrupts the calling thread with :class:`TrialTimeout` after ``seconds``; if the
+    trial does not unwind within :data:`TIMEOUT_GRACE_S` (stuck in native code), the worker
+    process exits and Ray reports it dead."""
+
+    def __init__(self, seconds: float) -> None:
+        self.target = threading.get_ident()
+        self.done = threading.Event()
+        self.exc = type("TrialTimeout", (TrialTimeout,), {"seconds": seconds})
+        self.thread = threading.Thread(target=self._run, args=(seconds,), daemon=True)
+        self.thread.start()
+
+    def _run(self, seconds: float) -> None:
+        if self.done.wait(seconds):
+            return
+        ctypes.pythonapi.PyThreadState_SetAsyncExc(
+            ctypes.c_ulong(self.target), ctypes.py_object(self.exc)
+        )
+        if not self.done.wait(TIMEOUT_GRACE_S):
+            print(f"trial stuck past --trial-timeout ({seconds:g} s): exiting", file=sys.stderr)
+            os._exit(70)
+
+    def cancel(self) -> None:
+        self.done.set()
+
+
+def _run_one(
+    config: dict,
+    specs: Sequence[Mapping[str, Any]],
+    trial_fn: Trainable,
+    timeout: float | None = None,
+) -> dict:
+    """What Tune runs in a worker: the trainable on its spec, result JSON-encoded. An error
+    that a retry cannot mend comes back as a result (``fatal``, ``error``) so that Tune does
+    not retry it; any other error is raised (and retried)."""
+    watchdog = _Watchdog(timeout) if timeout else None
+    try:
+        result = trial_fn(specs[config["index"]])
+    except (Exception, TrialTimeout) as exc:
+        kind = fatal_kind(exc)
+        if kind is None:
+            raise
+        return {"payload": "{}", "fatal": kind, "error": f"{type(exc).__name__}: {exc}"}
+    finally:
+        if watchdog:
+            watchdog.cancel()
     return {"payload": json.dumps(dict(result or {}), default=str)}
+
+
+def _stopper(stop_on: tuple[str, ...]):
+    """Stops the whole grid (nothing new scheduled) once a trial reports a fatal error of a
+    kind in ``stop_on`` (e.g. the tracking store is gone: every later trial would be lost)."""
+    from ray import tune
+
+    class _Stop(tune.Stopper):
+        def __init__(self) -> None:
+            self.stop = False
+
+        def __call__(self, trial_id, result) -> bool:
+            if result.get("fatal") in stop_on:
+                self.stop = True
+            return False
+
+        def stop_all(self) -> bool:
+            return self.stop
+
+    return _Stop()
 
 
 def fit_resources(wanted: Mapping[str, float], cluster: Mapping[str, float]) -> dict[str, float]:
@@ -66,7 +161,11 @@ def _callback(progress: Progress | None, names: list[str], retries: int):
 
         def on_trial_complete(self, iteration, trials, trial, **info):
             if progress:
-                progress.finished(self._name(trial))
+                fatal = (trial.last_result or {}).get("fatal")
+                if fatal:
+                    progress.errored(self._name(trial), final=True)
+                else:
+                    progress.finished(self._name(trial))
 
         def on_trial_recover(self, iteration, trials, trial, **info):
             if progress:
@@ -89,6 +188,8 @@ def run_trials(
     names: Sequence[str] | None = None,
     label: str = "trials",
     reuse_workers: bool = True,
+    trial_timeout: float | None = None,
+    stop_on: tuple[str, ...] = ("store",),
 ) -> list[TrialOutcome]:
     """Run ``trainable(spec)`` for every spec as one Ray Tune grid; Ray must be initialised
     (see :func:`orchestrator.scheduling.ray_session`).
@@ -98,7 +199,10 @@ def run_trials(
     one for all), fitted to the cluster. A raising trial is retried ``retries`` times, then
     reported as ``failed`` with its error; the others run on. Outcomes are in spec order.
     ``reuse_workers``: a worker process runs several trials in turn (imports of torch and
-    friends paid once per worker, not once per trial).
+    friends paid once per worker, not once per trial). ``trial_timeout``: seconds a trial may
+    run (then it fails, not retried). Errors a retry cannot mend (:func:`fatal_kind`) are not
+    retried; one of a kind in ``stop_on`` stops the grid (trials not started are reported
+    ``failed`` with "not run").
     """
     import ray
     from ray import tune
@@ -116,7 +220,9 @@ def run_trials(
         progress = Progress(len(specs), label=label)
     prog = progress or None
 
-    fn = tune.with_parameters(_run_one, specs=list(specs), trial_fn=trainable)
+    fn = tune.with_parameters(
+        _run_one, specs=list(specs), trial_fn=trainable, timeout=trial_timeout
+    )
     fn = tune.with_resources(fn, lambda config: resources[config["index"]])
     storage = tempfile.mkdtemp(prefix="orchestrate-tune-")
     quiet = {n: logging.getLogger(n) for n in ("ray.tune", "ray.train", "ray.air")}
@@ -134,6 +240,7 @@ def run_trials(
                 name=label,
                 storage_path=storage,
                 verbose=0,
+                stop=_stopper(stop_on),
                 callbacks=[_callback(prog, names, retries)],
                 failure_config=tune.FailureConfig(max_failures=retries, fail_fast=False),
             ),
@@ -147,6 +254,11 @@ def run_trials(
             if res.error is not None:
                 err = _error_text(res.error)
                 outcomes[idx] = TrialOutcome(idx, specs[idx], "failed", error=err)
+            elif (res.metrics or {}).get("fatal"):
+                m = res.metrics
+                outcomes[idx] = TrialOutcome(
+                    idx, specs[idx], "failed", error=str(m.get("error")), fatal=str(m["fatal"])
+                )
             else:
                 payload = (res.metrics or {}).get("payload")
                 result = json.loads(payload) if payload else {}
@@ -158,7 +270,7 @@ def run_trials(
             prog.close()
         shutil.rmtree(storage, ignore_errors=True)
     return [
-        outcomes.get(i, TrialOutcome(i, specs[i], "failed", error="trial did not run"))
+        outcomes.get(i, TrialOutcome(i, specs[i], "failed", error="not run"))
         for i in range(len(specs))
     ]
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 from orchestrator.errors import UserError
@@ -14,15 +17,70 @@ DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 PARENT_TAG = "orchestrator.role"
 
 
-def resolve_tracking_uri(uri: str | None) -> str:
-    """An absolute form of ``uri`` (default :data:`DEFAULT_TRACKING_URI`), so that Ray workers
-    with another working directory write to the same store."""
-    uri = uri or DEFAULT_TRACKING_URI
-    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
-        return "sqlite:///" + str(Path(uri[len("sqlite:///") :]).resolve())
-    if "://" not in uri:  # a plain folder: a file store
-        return Path(uri).resolve().as_uri()
+#: URI schemes MLflow stores live behind (database back ends, a tracking server)
+STORE_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql", "http", "https", "databricks")
+
+
+def resolve_tracking_uri(uri: str | None, must_exist: bool = False) -> str:
+    """An absolute form of ``uri`` (default ``$MLFLOW_TRACKING_URI``, else
+    :data:`DEFAULT_TRACKING_URI`), so that Ray workers with another working directory write to
+    the same store. Checked before anything is written: a local database's folder must exist
+    (and the database itself when ``must_exist``: reading never creates a store); a plain
+    folder (MLflow 3's retired file store) and unknown schemes are refused."""
+    uri = uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+    if uri.startswith("sqlite:///"):
+        if not uri.startswith("sqlite:////"):
+            uri = "sqlite:///" + str(Path(uri[len("sqlite:///") :]).resolve())
+        _check_sqlite(Path(uri[len("sqlite:///") :]), must_exist)
+        return uri
+    scheme = uri.split("://", 1)[0].split("+", 1)[0] if "://" in uri else ""
+    if scheme in ("", "file"):
+        if os.environ.get("MLFLOW_ALLOW_FILE_STORE", "").lower() in ("1", "true"):
+            return Path(uri.removeprefix("file://")).resolve().as_uri()
+        raise UserError(
+            f"tracking URI {uri!r} is a folder (MLflow 3's retired file store); use "
+            "sqlite:///<folder>/mlflow.db, or a server URL"
+        )
+    if scheme not in STORE_SCHEMES:
+        raise UserError(
+            f"tracking URI {uri!r}: unknown scheme {scheme!r} "
+            f"(expected one of {', '.join(STORE_SCHEMES)})"
+        )
     return uri
+
+
+def _check_sqlite(db: Path, must_exist: bool) -> None:
+    parent = db.parent
+    if parent.exists() and not parent.is_dir():
+        raise UserError(f"tracking URI: {parent} is a file, not a folder for {db.name}")
+    if not parent.is_dir():
+        raise UserError(f"tracking URI: folder {parent} does not exist (create it first)")
+    if db.exists() and not db.is_file():
+        raise UserError(f"tracking URI: {db} is not a database file")
+    if must_exist and not db.exists():
+        raise UserError(
+            f"no MLflow store at {db} (nothing has been tracked there yet; pass --tracking-uri)"
+        )
+
+
+def check_tracking_server(uri: str, timeout: float | None = None) -> None:
+    """One line, within ``timeout`` seconds, when a tracking server (http/https) does not
+    answer (MLflow itself would retry for minutes). Any HTTP answer counts as reachable."""
+    from orchestrator.netcheck import connect_timeout
+
+    if not uri.startswith(("http://", "https://")):
+        return
+    timeout = connect_timeout() if timeout is None else timeout
+    try:
+        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout):
+            return
+    except urllib.error.HTTPError:
+        return  # it answered
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        why = getattr(exc, "reason", exc)
+        raise UserError(
+            f"cannot reach the MLflow tracking server {uri} ({why}; waited at most {timeout:g} s)"
+        ) from exc
 
 
 def _client(uri: str):

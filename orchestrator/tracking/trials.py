@@ -11,9 +11,57 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from orchestrator.errors import FatalTrialError
+
 PARENT_ID_TAG = "mlflow.parentRunId"
 KEY_TAG = "trial_key"
 METRIC_NAMES_TAG = "metric_names"
+#: what a local database says when it was frozen (read-only, locked) or taken away
+_STORE_GONE = (
+    "readonly database",
+    "database is locked",
+    "unable to open database",
+    "disk i/o error",
+    "no such table",
+)
+
+
+class StoreLostError(FatalTrialError):
+    """The tracking store was deleted, replaced or frozen during the run: nothing more can be
+    recorded there (never retried; the driver stops scheduling)."""
+
+    kind = "store"
+
+
+def store_identity(uri: str) -> str | None:
+    """What identifies a local database file (device and inode): a store deleted and
+    re-created under the same name has another. None for servers and missing files."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    try:
+        st = Path(uri[len("sqlite:///") :]).stat()
+    except OSError:
+        return None
+    return f"{st.st_dev}:{st.st_ino}"
+
+
+def check_store(uri: str, identity: str | None) -> None:
+    """StoreLostError when the local database recorded as ``identity`` is no longer there
+    (MLflow would silently create a new, empty one)."""
+    if identity and store_identity(uri) != identity:
+        raise StoreLostError(
+            f"the MLflow store {uri} was deleted or replaced during the run "
+            "(a new empty one would lose every record)"
+        )
+
+
+def store_error(exc: BaseException, uri: str) -> StoreLostError | None:
+    """The StoreLostError an MLflow error stands for (a frozen or vanished database)."""
+    text = str(exc).lower()
+    for phrase in _STORE_GONE:
+        if phrase in text:
+            return StoreLostError(f"the MLflow store {uri} cannot be written ({phrase})")
+    return None
 
 
 def trial_key(**parts: Any) -> str:
@@ -47,14 +95,23 @@ class ChildRun:
         parent_run_id: str | None,
         name: str,
         tags: Mapping[str, str] | None = None,
+        store_id: str | None = None,
     ) -> None:
         from mlflow import MlflowClient
 
+        self.uri, self.store_id = tracking_uri, store_id
         self.client = MlflowClient(tracking_uri=tracking_uri)
         all_tags = {"mlflow.runName": name, **{k: str(v) for k, v in (tags or {}).items()}}
         if parent_run_id:
             all_tags[PARENT_ID_TAG] = parent_run_id
-        run = self.client.create_run(experiment_id, tags=all_tags, run_name=name)
+        check_store(tracking_uri, store_id)
+        try:
+            run = self.client.create_run(experiment_id, tags=all_tags, run_name=name)
+        except Exception as exc:
+            gone = store_error(exc, tracking_uri)
+            if gone is None:
+                raise
+            raise gone from exc
         self.run_id = run.info.run_id
         self._metric_names: set[str] = set()
 
@@ -90,20 +147,34 @@ class ChildRun:
         self.client.log_artifacts(self.run_id, str(local_dir), artifact_path)
 
     def finish(self) -> None:
-        """FINISHED, with the names of the metrics logged (resume checks they are all there)."""
-        self.set_tags({METRIC_NAMES_TAG: ",".join(sorted(self._metric_names))})
-        self.client.set_terminated(self.run_id, "FINISHED")
+        """FINISHED, with the names of the metrics logged (resume checks they are all there).
+        The store is checked first: a trial whose record went with a deleted store fails."""
+        check_store(self.uri, self.store_id)
+        try:
+            self.set_tags({METRIC_NAMES_TAG: ",".join(sorted(self._metric_names))})
+            self.client.set_terminated(self.run_id, "FINISHED")
+        except Exception as exc:
+            gone = store_error(exc, self.uri)
+            if gone is None:
+                raise
+            raise gone from exc
 
     def fail(self, exc: BaseException) -> None:
+        """FAILED with the traceback (``error.txt``) and an ``error`` tag, as far as the store
+        still takes writes: the trial's own error is what the caller sees either way."""
         text = "".join(traceback.format_exception(exc))
-        with tempfile.TemporaryDirectory() as tmp:
-            (Path(tmp) / "error.txt").write_text(text)
-            try:
-                self.log_artifacts(Path(tmp))
-            except Exception:  # noqa: BLE001 - the tag below still records the error
-                pass
-        self.set_tags({"error": f"{type(exc).__name__}: {exc}"[:4900]})
-        self.client.set_terminated(self.run_id, "FAILED")
+        try:
+            check_store(self.uri, self.store_id)
+            with tempfile.TemporaryDirectory() as tmp:
+                (Path(tmp) / "error.txt").write_text(text)
+                try:
+                    self.log_artifacts(Path(tmp))
+                except Exception:  # noqa: BLE001 - the tag below still records the error
+                    pass
+            self.set_tags({"error": f"{type(exc).__name__}: {exc}"[:4900]})
+            self.client.set_terminated(self.run_id, "FAILED")
+        except Exception:  # noqa: BLE001 - a lost store; the caller reports the error
+            pass
 
     def __enter__(self) -> ChildRun:
         return self
@@ -111,8 +182,17 @@ class ChildRun:
     def __exit__(self, exc_type, exc, tb) -> bool:
         if exc is None:
             self.finish()
-        else:
-            self.fail(exc)
+            return False
+        gone = None
+        if not isinstance(exc, FatalTrialError):
+            try:
+                check_store(self.uri, self.store_id)  # deleted or replaced: say so first
+                gone = store_error(exc, self.uri)
+            except StoreLostError as lost:
+                gone = lost
+        self.fail(exc)
+        if gone is not None:
+            raise gone from exc
         return False
 
 
@@ -122,9 +202,29 @@ def open_child_run(
     parent_run_id: str | None,
     name: str,
     tags: Mapping[str, str] | None = None,
+    store_id: str | None = None,
 ) -> ChildRun:
-    """Open a child run under ``parent_run_id`` (see :class:`ChildRun`)."""
-    return ChildRun(tracking_uri, experiment_id, parent_run_id, name, tags)
+    """Open a child run under ``parent_run_id`` (see :class:`ChildRun`); ``store_id``
+    (:func:`store_identity`) guards against a local store deleted in the meantime."""
+    return ChildRun(tracking_uri, experiment_id, parent_run_id, name, tags, store_id)
+
+
+def close_open_children(
+    tracking_uri: str, experiment_id: str, parent_run_id: str, status: str, reason: str
+) -> int:
+    """End every child run of a parent still RUNNING (its worker died, or the command was
+    interrupted) as ``status`` (FAILED / KILLED) with ``reason`` as its error tag. Returns
+    how many. Call it once no worker can write any more (after Ray has stopped)."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking_uri)
+    n = 0
+    for run in child_runs(tracking_uri, experiment_id, parent_run_id):
+        if run.info.status == "RUNNING":
+            client.set_tag(run.info.run_id, "error", reason)
+            client.set_terminated(run.info.run_id, status)
+            n += 1
+    return n
 
 
 def child_runs(tracking_uri: str, experiment_id: str, parent_run_id: str) -> list:

@@ -2,9 +2,11 @@
 
 from orchestrator.vendor.checkout import (
     VendorState,
+    check_url,
     checkout_state,
     checkout_state_at,
     entry_dir,
+    inside_vendor,
     mirror_source,
     resolve_source,
     sync,
@@ -12,9 +14,11 @@ from orchestrator.vendor.checkout import (
 
 __all__ = [
     "VendorState",
+    "check_url",
     "checkout_state",
     "checkout_state_at",
     "entry_dir",
+    "inside_vendor",
     "mirror_source",
     "resolve_source",
     "sync",
