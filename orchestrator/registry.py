@@ -46,7 +46,9 @@ RESOURCE_KEYS = {"gpu", "cpu", "memory_gb"}
 STATUSES = {"available", "planned"}
 SHA_RE = re.compile(r"^[0-9a-f]{40}$")
 #: what a method name may be: it names folders (vendor/<name>) and MLflow tags
-NAME_RE = re.compile(r"^[a-z0-9_-]+$")
+NAME_RE = re.compile(r"[a-z0-9_-]+")  # used with fullmatch
+#: what the module part of ``module:Class`` may be (dotted Python identifiers)
+MODULE_RE = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
 
 
 @dataclass(frozen=True)
@@ -106,6 +108,18 @@ class MethodEntry:
     def adapter_class(self) -> type[Adapter]:
         return import_adapter(self.adapter, self.search_dir)
 
+    def values_of(self, key: str) -> list[Any]:
+        """Every value the registry and the adapter give ``key`` (params, each profile, the
+        class' default_config): the types an override of it may take."""
+        values = [self.params.get(key), *(p[key] for p in self.profiles.values() if key in p)]
+        try:
+            defaults = getattr(self.adapter_class(), "default_config", {}) or {}
+        except Exception:  # noqa: BLE001 - an unimportable adapter is reported elsewhere
+            defaults = {}
+        if key in defaults:
+            values.append(defaults[key])
+        return values
+
     def resolved_config(
         self, profile: str = "paper", overrides: dict[str, Any] | None = None
     ) -> dict[str, Any]:
@@ -125,9 +139,7 @@ class MethodEntry:
                     value = float(value)
                 except ValueError:
                     pass
-            # the types the registry itself uses for this key (params and every profile)
-            seen = [config[key], *(p[key] for p in self.profiles.values() if key in p)]
-            problems = [type_problem(d, value) for d in seen]
+            problems = [type_problem(d, value) for d in self.values_of(key)]
             if all(problems):
                 raise UserError(f"{self.name}.{key}={value!r}: {problems[0]}")
             config[key] = value
@@ -148,7 +160,7 @@ def type_problem(default: Any, value: Any) -> str | None:
 
     if isinstance(default, bool):
         return None if isinstance(value, bool) else "expected true or false"
-    if isinstance(default, int):
+    if isinstance(default, int):  # an int default takes ints (a float default, numbers)
         ok = isinstance(value, int) and not isinstance(value, bool)
         return None if ok else "expected an integer"
     if isinstance(default, float):
@@ -178,8 +190,8 @@ def import_adapter(path: str, search_dir: str | Path | None = None) -> type[Adap
     same name is refused.
     """
     module_name, _, cls_name = path.partition(":")
-    if not module_name or not cls_name:
-        raise ImportError(f"adapter must be 'module:Class', got {path!r}")
+    if not MODULE_RE.fullmatch(module_name) or not cls_name.isidentifier():
+        raise ImportError(f"adapter must be 'module:Class' (Python names), got {path!r}")
     if search_dir is not None:
         _import_beside_registry(module_name.partition(".")[0], Path(search_dir))
     cls = getattr(importlib.import_module(module_name), cls_name)
@@ -218,16 +230,18 @@ def _import_beside_registry(top: str, folder: Path) -> None:
     sys.modules[top] = module
     try:
         spec.loader.exec_module(module)
-    except BaseException:
+    except BaseException as exc:
         del sys.modules[top]
-        raise
+        if isinstance(exc, Exception | KeyboardInterrupt):
+            raise
+        raise ImportError(f"{path} raised {type(exc).__name__} when imported") from exc
 
 
 def _parse_entry(
     name: str, raw: Any, origin: str, problems: list[str], search_dir: Path | None = None
 ) -> MethodEntry | None:
     where = f"{origin}: methods.{name}"
-    if not isinstance(name, str) or not NAME_RE.match(name):
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
         problems.append(
             f"{origin}: method name {name!r} must match [a-z0-9_-]+ (it names folders and tags)"
         )
@@ -458,6 +472,14 @@ def load_registry(extra: str | Path | None = None, builtin: Path = BUILTIN_REGIS
         name: (entry, builtin.name, None) for name, entry in _read_yaml(builtin, ensemble).items()
     }
     for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if not NAME_RE.fullmatch(ep.name):  # one bad plugin must not stop every command
+            dist = ep.dist.name if ep.dist else "?"
+            print(
+                f"warning: entry point {ep.name!r} of {dist} ignored (method names must "
+                "match [a-z0-9_-]+)",
+                file=sys.stderr,
+            )
+            continue
         if ep.name not in raw:
             dist = ep.dist.name if ep.dist else "?"
             raw[ep.name] = (

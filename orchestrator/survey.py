@@ -510,14 +510,17 @@ def run_survey(opts: SurveyOptions, out: TextIO | None = None) -> SurveyResult:
 
 def _store_problem(exc: Exception, uri: str) -> str:
     """What a store error of the driver means (re-raised when it is something else)."""
-    from orchestrator.tracking.trials import StoreLostError, store_error
+    from orchestrator.tracking.trials import StoreLostError, _from_store, store_error
 
     if isinstance(exc, StoreLostError):
         return str(exc)
     gone = store_error(exc, uri)
-    if gone is None:
-        raise exc
-    return str(gone)
+    if gone is not None:
+        return str(gone)
+    if _from_store(exc) or type(exc).__module__.split(".")[0] in ("requests", "urllib3"):
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+        return f"the MLflow store {uri} cannot be written ({first})"
+    raise exc
 
 
 def _todo(plan: _Plan, uri: str, exp_id: str, parent_id: str, reused: bool) -> list[int]:
@@ -565,11 +568,13 @@ def _parent_failed(uri: str, parent_id: str, store_id: str | None, why: str) -> 
     is left alone when the store was deleted or replaced (writing would create a new one)."""
     from mlflow import MlflowClient
 
-    from orchestrator.tracking.trials import check_store
+    from orchestrator.tracking.trials import check_store, close_open_children
 
     try:
         check_store(uri, store_id)
         client = MlflowClient(tracking_uri=uri)
+        exp_id = client.get_run(parent_id).info.experiment_id
+        close_open_children(uri, exp_id, parent_id, "FAILED", f"stopped: {why}"[:4900])
         client.set_tag(parent_id, "error", why[:4900])
         client.set_terminated(parent_id, "FAILED")
     except Exception:  # noqa: BLE001 - best effort: the local summary holds the figures

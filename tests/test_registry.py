@@ -162,3 +162,43 @@ def test_parity_goals_provenance_and_choices_live_in_the_registry(tmp_path, monk
     user.write_text("ensemble: {params: {noise_std: 2.0, colour: 1}}\nmethods: {}\n")
     with pytest.raises(UserError, match="ensemble: unknown parameter 'colour'"):
         load_registry(user)
+
+
+@pytest.mark.parametrize(
+    "method, key, value",
+    [
+        ("patchcore", "smoothing_sigma", 2.5),  # a float for a float parameter
+        ("patchcore", "smoothing_sigma", 2),  # an int where a number is wanted
+        ("patchcore", "image_size", [48, 64]),  # registry.yaml uses both an int and a list
+        ("patchcore", "image_size", 96),
+        ("draem", "iterations_per_epoch", None),  # params say null (one pass), quick says 50
+        ("csflow", "clamp", 1.5),
+        ("pixelstats", "grid", [16, 16]),
+    ],
+)
+def test_set_values_of_the_registry_types_are_accepted(method, key, value):
+    reg = load_registry()
+    for profile in ("paper", "quick"):
+        assert reg.get(method).resolved_config(profile, {key: value})[key] == value
+
+
+@pytest.mark.parametrize(
+    "method, key, value, message",
+    [
+        ("pixelstats", "seed", 1.5, "expected an integer"),
+        ("pixelstats", "seed", True, "expected an integer"),
+        ("pixelstats", "grid", "banana", "expected a list"),
+        ("pixelstats", "grid", ["a", "b"], "expected a list of numbers"),
+        ("patchcore", "smoothing_sigma", float("inf"), "expected a finite number"),
+        ("patchcore", "pretrained", "yes", "expected true or false"),
+    ],
+)
+def test_set_values_of_other_types_are_refused(method, key, value, message):
+    with pytest.raises(UserError, match=message):
+        load_registry().get(method).resolved_config("quick", {key: value})
+
+
+def test_yaml_text_numbers_become_floats():
+    """YAML reads 1e-4 (no dot) as text; a float parameter takes it as the number."""
+    config = load_registry().get("patchcore").resolved_config("paper", {"smoothing_sigma": "1e-1"})
+    assert config["smoothing_sigma"] == pytest.approx(0.1)

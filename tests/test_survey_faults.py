@@ -42,9 +42,11 @@ FAULTY = textwrap.dedent("""
             arg = self.config["fault_arg"]
             if what == "exit":
                 os._exit(3)
-            if what == "hang":
+            if what == "hang":  # Python code: interrupted at the timeout
                 while True:
                     time.sleep(0.05)
+            if what == "block":  # one blocking call: only the worker's exit ends it
+                time.sleep(3600)
             if what == "config":
                 raise UserError("a deterministic configuration error")
             if what == "sleep":
@@ -101,19 +103,22 @@ def _by_seed(kids) -> dict[str, list]:
     return out
 
 
-def test_dead_worker_timeout_and_config_errors(setup, capsys):
+def test_dead_worker_timeout_and_config_errors(setup, capsys, monkeypatch):
     """seed 1's worker dies (retried, dies again), seed 2 hangs past --trial-timeout and
-    seed 3 raises a configuration error (neither retried); seed 0 finishes; nothing is left
-    RUNNING and the parent ends FINISHED."""
+    seed 3 raises a configuration error (neither retried), seed 4 blocks in one call past the
+    timeout (its worker exits; the retry fails at once as timed out); seed 0 finishes;
+    nothing is left RUNNING and the parent ends FINISHED."""
     t = setup
+    monkeypatch.setenv("ORCHESTRATOR_TIMEOUT_GRACE", "5")
     code = main(
-        _argv(t, "1@exit,2@hang,3@config", "0,1,2,3", "--retries", "1", "--trial-timeout", "30")
-    )
+        _argv(t, "1@exit,2@hang,3@config,4@block", "0,1,2,3,4", "--retries", "1",
+              "--trial-timeout", "30")
+    )  # fmt: skip
     out = capsys.readouterr().out
     assert code == 1
     (parent,), kids = _children(t)
     assert parent.info.status == "FINISHED"
-    assert parent.data.tags["failed_trials"] == "3"
+    assert parent.data.tags["failed_trials"] == "4"
     seeds = _by_seed(kids)
     assert [r.info.status for r in seeds["0"]] == ["FINISHED"]
     assert len(seeds["1"]) == 2  # a crash is retried
@@ -123,10 +128,15 @@ def test_dead_worker_timeout_and_config_errors(setup, capsys):
     assert "--trial-timeout (30 s)" in seeds["2"][0].data.tags["error"]
     assert len(seeds["3"]) == 1 and seeds["3"][0].info.status == "FAILED"  # not retried
     assert "deterministic configuration error" in seeds["3"][0].data.tags["error"]
-    assert "3 trial(s) failed" in out
+    assert len(seeds["4"]) == 1 and seeds["4"][0].info.status == "FAILED"  # retry: no re-run
+    assert out.count("TrialTimeout: the trial ran past --trial-timeout (30 s)") == 2
+    assert "4 trial(s) failed" in out
 
 
-def test_interrupt_kills_parent_and_resume_finishes(setup):
+@pytest.mark.parametrize("sig, rc", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_interrupt_kills_parent_and_resume_finishes(setup, sig, rc):
+    """Ctrl-C (and SIGTERM) mid-survey: running runs and the parent end KILLED, exit 130
+    (143); --resume runs only what is left (checked after Ctrl-C)."""
     t = setup
     argv = _argv(t, "all@sleep", "0,1,2,3", "--set", "faulty.fault_arg=3")
     code = "import sys; from orchestrator.cli import main; sys.exit(main(sys.argv[1:]))"
@@ -147,17 +157,19 @@ def test_interrupt_kills_parent_and_resume_finishes(setup):
                     break
         else:
             pytest.fail("no trial finished within 240 s")
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sig)
         _, err = proc.communicate(timeout=120)
     finally:
         proc.kill()
-    assert proc.returncode == 130, err[-2000:]
-    assert "interrupted" in err
+    assert proc.returncode == rc, err[-2000:]
+    assert ("interrupted" if sig == signal.SIGINT else "terminated") in err
     (parent,), kids = _children(t)
     assert parent.info.status == "KILLED"
     assert not [r for r in kids if r.info.status == "RUNNING"]
     finished = sum(r.info.status == "FINISHED" for r in kids)
     assert 1 <= finished < 4
+    if sig != signal.SIGINT:
+        return
     code2 = subprocess.run(
         [sys.executable, "-c", code, *argv, "--resume"], cwd=t, capture_output=True,
         text=True, timeout=600,
@@ -188,7 +200,8 @@ def test_store_lost_mid_survey_keeps_finished_figures(setup, capsys, fault):
     rows = pd.read_csv(t / "summary" / "trials.csv")
     done = rows[rows["status"] == "done"]
     assert list(done["seed"]) == [0] and done["image_auroc"].notna().all()
-    assert "not run" in set(rows["error"].dropna()) or len(rows) == 2
+    assert list(rows["status"]) == ["done", "failed", "failed"]
+    assert rows["error"].iloc[2] == "not run"  # scheduling stopped
     if fault == "delete":
         assert not db.exists(), "a new empty store was created"
     else:

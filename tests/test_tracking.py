@@ -88,3 +88,34 @@ def test_profiles_and_devices():
     assert choose_device("auto", 0) == "cpu" and choose_device("auto", 1) == "cuda"
     with pytest.raises(UserError, match="no GPU"):
         choose_device("cuda", 0)
+
+
+def test_child_run_never_creates_a_store_deleted_meanwhile(tmp_path):
+    from orchestrator.tracking.trials import ChildRun, StoreLostError, store_identity
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    exp = MlflowClient(tracking_uri=uri).create_experiment("e")
+    ident = store_identity(uri)
+    with ChildRun(uri, exp, None, "first", store_id=ident) as run:
+        run.log_metrics({"m": 1.0})
+    (tmp_path / "mlflow.db").unlink()
+    with pytest.raises(StoreLostError, match="deleted or replaced"):
+        ChildRun(uri, exp, None, "second", store_id=ident)
+    assert not (tmp_path / "mlflow.db").exists()
+
+
+def test_a_methods_own_sqlite_error_is_not_a_lost_store(tmp_path):
+    """Only MLflow's own calls are read as store errors: a trial raising a sqlite-looking
+    error of its own fails as itself."""
+    from orchestrator.tracking.trials import ChildRun, StoreLostError, store_identity
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    exp = MlflowClient(tracking_uri=uri).create_experiment("e")
+    with pytest.raises(RuntimeError, match="no such table"):
+        with ChildRun(uri, exp, None, "t", store_id=store_identity(uri)):
+            raise RuntimeError("no such table: my_features")
+    with pytest.raises(StoreLostError):
+        with ChildRun(uri, exp, None, "t2", store_id=store_identity(uri)):
+            (tmp_path / "mlflow.db").unlink()
+            raise RuntimeError("anything")
+    assert not (tmp_path / "mlflow.db").exists()  # failing the run did not re-create it

@@ -262,6 +262,7 @@ def test_dangerous_mirror_refused_before_git(tmp_path, registry, monkeypatch, ca
         "git://example.org/acme/widget.git",
         "file:///srv/mirror/acme/widget",
         "git@github.com:acme/widget.git",
+        "myhost:acme/widget.git",  # an ssh alias, scp-style without a user
         "/srv/mirror/acme/widget",
         "mirror/acme/widget",
     ],
@@ -332,4 +333,4 @@ def test_passwords_in_urls_stay_out_of_messages(tmp_path, upstream, monkeypatch,
     reg = _user_registry(tmp_path, "http://bob:s3cret@127.0.0.1:9/acme/widget.git", first)
     assert main(["vendor", "sync", "widget", "--registry", str(reg)]) == 2
     line = _one_line_error(capsys)
-    assert "s3cret" not in line and "bob:***@127.0.0.1:9" in line
+    assert "s3cret" not in line and "bob" not in line and "***@127.0.0.1:9" in line

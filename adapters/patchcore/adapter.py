@@ -48,7 +48,7 @@ class PatchCore(EngineAdapter):
         "reweight_neighbours": 3,
         "resize": 256,
         "image_size": 224,
-        "smoothing_sigma": 4,
+        "smoothing_sigma": 4.0,
         "batch_size": 8,
         "seed": 0,
     }

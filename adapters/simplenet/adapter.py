@@ -52,7 +52,7 @@ class SimpleNet(EngineAdapter):
         "mix_noise": 1,
         "resize": 329,
         "image_size": 288,
-        "smoothing_sigma": 4,
+        "smoothing_sigma": 4.0,
         "batch_size": 8,
         "progress": False,
         "seed": 0,

@@ -67,7 +67,12 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM, handled like Ctrl-C (runs marked KILLED) but exiting 143."""
 
 
+#: set when SIGTERM arrived (libraries may re-raise it as a plain KeyboardInterrupt)
+_terminated: list[int] = []
+
+
 def _terminate(signum, frame):
+    _terminated.append(signum)
     raise Terminated()
 
 
@@ -88,8 +93,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt as exc:
-        print("terminated" if isinstance(exc, Terminated) else "interrupted", file=sys.stderr)
-        return 143 if isinstance(exc, Terminated) else 130
+        term = isinstance(exc, Terminated) or bool(_terminated)
+        _terminated.clear()
+        print("terminated" if term else "interrupted", file=sys.stderr)
+        return 143 if term else 130
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)

@@ -235,7 +235,12 @@ def member_fit_trial(spec: Mapping[str, Any]) -> dict[str, Any]:
     name = f"fit {spec['method']}/{spec['category']}"
     with (
         open_child_run(
-            spec["tracking_uri"], spec["experiment_id"], spec["parent_run_id"], name, tags
+            spec["tracking_uri"],
+            spec["experiment_id"],
+            spec["parent_run_id"],
+            name,
+            tags,
+            spec.get("store_id"),
         ) as run,
         tempfile.TemporaryDirectory() as tmp,
     ):

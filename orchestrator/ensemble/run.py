@@ -188,7 +188,12 @@ def ensemble_trial(spec: Mapping[str, Any]) -> dict[str, Any]:
     )
     with (
         open_child_run(
-            spec["tracking_uri"], spec["experiment_id"], spec["parent_run_id"], name, spec["tags"]
+            spec["tracking_uri"],
+            spec["experiment_id"],
+            spec["parent_run_id"],
+            name,
+            spec["tags"],
+            spec.get("store_id"),
         ) as run,
         tempfile.TemporaryDirectory() as tmp,
     ):
@@ -308,6 +313,7 @@ def run_ensemble(opts: EnsembleOptions, out: TextIO | None = None) -> EnsembleRe
         trial_key,
     )
     from orchestrator.tracking.store import check_tracking_server
+    from orchestrator.tracking.trials import store_identity
     from orchestrator.vendor import resolve_source
 
     out = out or sys.stdout
@@ -321,6 +327,8 @@ def run_ensemble(opts: EnsembleOptions, out: TextIO | None = None) -> EnsembleRe
     members = list(dict.fromkeys(opts.members))
     if not members:
         raise UserError("--members needs at least one method")
+    if opts.in_process and opts.trial_timeout is not None:
+        raise UserError("--trial-timeout needs Ray (it does not apply with --in-process)")
     if opts.fusion not in ("ift", "global"):
         raise UserError(f"--fusion must be ift or global, got {opts.fusion!r}")
     combos = combinations(members, opts.combinations)
@@ -389,6 +397,7 @@ def run_ensemble(opts: EnsembleOptions, out: TextIO | None = None) -> EnsembleRe
         )
         common = {
             "tracking_uri": uri,
+            "store_id": store_identity(uri),
             "experiment_id": exp_id,
             "parent_run_id": parent_id,
             "registry": registry_path,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -79,6 +81,20 @@ def check_ray_address(address: str, timeout: float | None = None) -> None:
         )
 
 
+def _init(**kwargs) -> None:
+    """``ray.init`` keeping this process' SIGTERM handler (Ray installs one that exits at once,
+    which would leave the runs RUNNING; the CLI's handler ends them KILLED)."""
+    import ray
+
+    main = threading.current_thread() is threading.main_thread()
+    before = signal.getsignal(signal.SIGTERM) if main else None
+    try:
+        ray.init(**kwargs)
+    finally:
+        if main and before is not None:
+            signal.signal(signal.SIGTERM, before)
+
+
 @contextmanager
 def ray_session(
     address: str | None = None, num_cpus: int | None = None, timeout: float | None = None
@@ -101,7 +117,7 @@ def ray_session(
     if address:
         check_ray_address(address, timeout)
         try:
-            ray.init(address=address, **kwargs)
+            _init(address=address, **kwargs)
         except (ConnectionError, RuntimeError, ValueError) as exc:
             raise UserError(f"cannot join the Ray cluster at {address}: {exc}") from exc
         try:
@@ -111,7 +127,7 @@ def ray_session(
         return
     with _loopback_only():
         os.environ.pop("RAY_ADDRESS", None)  # an empty one would still be read by ray.init
-        ray.init(num_cpus=num_cpus or os.cpu_count() or 1, **kwargs)
+        _init(num_cpus=num_cpus or os.cpu_count() or 1, **kwargs)
         try:
             yield dict(ray.cluster_resources())
         finally:

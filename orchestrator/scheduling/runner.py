@@ -11,6 +11,7 @@ import shutil
 import sys
 import tempfile
 import threading
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,7 +21,16 @@ from orchestrator.scheduling.progress import Progress
 from orchestrator.scheduling.ray_session import cluster_gpus
 
 #: seconds a timed-out trial gets to unwind (its run marked FAILED) before its worker exits
+#: (``$ORCHESTRATOR_TIMEOUT_GRACE`` overrides it)
 TIMEOUT_GRACE_S = 30.0
+
+
+def _grace() -> float:
+    try:
+        return float(os.environ.get("ORCHESTRATOR_TIMEOUT_GRACE", TIMEOUT_GRACE_S))
+    except ValueError:
+        return TIMEOUT_GRACE_S
+
 
 #: A trainable: takes one spec, returns a flat dict of JSON-serialisable results.
 Trainable = Callable[[Mapping[str, Any]], Mapping[str, Any]]
@@ -66,29 +76,76 @@ def fatal_kind(exc: BaseException) -> str | None:
 
 
 class _Watchdog:
-    """Interrupts the calling thread with :class:`TrialTimeout` after ``seconds``; if the
-    trial does not unwind within :data:`TIMEOUT_GRACE_S` (stuck in native code), the worker
-    process exits and Ray reports it dead."""
+    """Interrupts the calling thread with :class:`TrialTimeout` after ``seconds``. If the
+    trial does not unwind within :data:`TIMEOUT_GRACE_S` seconds more (stuck in native code
+    or a blocking call), the trial is recorded as timed out in Ray's key-value store
+    (``marker``: a retry then fails at once instead of re-running it) and the worker exits."""
 
-    def __init__(self, seconds: float) -> None:
+    def __init__(self, seconds: float, marker: str | None = None) -> None:
         self.target = threading.get_ident()
+        self.seconds, self.marker = seconds, marker
+        self.lock = threading.Lock()
         self.done = threading.Event()
+        self.fired = False
         self.exc = type("TrialTimeout", (TrialTimeout,), {"seconds": seconds})
-        self.thread = threading.Thread(target=self._run, args=(seconds,), daemon=True)
+        self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
 
-    def _run(self, seconds: float) -> None:
-        if self.done.wait(seconds):
-            return
-        ctypes.pythonapi.PyThreadState_SetAsyncExc(
-            ctypes.c_ulong(self.target), ctypes.py_object(self.exc)
+    def _raise(self, exc) -> int:
+        return ctypes.pythonapi.PyThreadState_SetAsyncExc(
+            ctypes.c_ulong(self.target), ctypes.py_object(exc) if exc else None
         )
-        if not self.done.wait(TIMEOUT_GRACE_S):
-            print(f"trial stuck past --trial-timeout ({seconds:g} s): exiting", file=sys.stderr)
+
+    def _run(self) -> None:
+        if self.done.wait(self.seconds):
+            return
+        with self.lock:
+            if self.done.is_set():
+                return
+            self.fired = True
+            if self._raise(self.exc) > 1:  # never more than the one thread
+                self._raise(None)
+        if not self.done.wait(_grace()):
+            _mark_timed_out(self.marker)
+            print(f"trial stuck past --trial-timeout ({self.seconds:g} s)", file=sys.stderr)
             os._exit(70)
 
     def cancel(self) -> None:
-        self.done.set()
+        """Stop watching; a TrialTimeout fired but not raised yet is withdrawn."""
+        with self.lock:
+            self.done.set()
+            if self.fired:
+                self._raise(None)
+
+
+def _timeout_key(marker: str) -> bytes:
+    return f"orchestrator-timeout/{marker}".encode()
+
+
+def _mark_timed_out(marker: str | None) -> None:
+    if not marker:
+        return
+    try:
+        from ray.experimental import internal_kv
+
+        internal_kv._internal_kv_put(_timeout_key(marker), b"1")
+    except Exception:  # noqa: BLE001 - the worker exits either way; a retry then re-runs it
+        pass
+
+
+def _timed_out_before(marker: str | None) -> bool:
+    if not marker:
+        return False
+    try:
+        from ray.experimental import internal_kv
+
+        return internal_kv._internal_kv_get(_timeout_key(marker)) is not None
+    except Exception:  # noqa: BLE001 - outside Ray (tests) nothing was recorded
+        return False
+
+
+def _fatal_result(exc: BaseException, kind: str) -> dict:
+    return {"payload": "{}", "fatal": kind, "error": f"{type(exc).__name__}: {exc}"}
 
 
 def _run_one(
@@ -96,22 +153,33 @@ def _run_one(
     specs: Sequence[Mapping[str, Any]],
     trial_fn: Trainable,
     timeout: float | None = None,
+    run_id: str = "",
 ) -> dict:
     """What Tune runs in a worker: the trainable on its spec, result JSON-encoded. An error
     that a retry cannot mend comes back as a result (``fatal``, ``error``) so that Tune does
     not retry it; any other error is raised (and retried)."""
-    watchdog = _Watchdog(timeout) if timeout else None
+    marker = f"{run_id}/{config['index']}" if run_id and timeout else None
+    if _timed_out_before(marker):  # an earlier attempt's worker exited at the timeout
+        exc = type("TrialTimeout", (TrialTimeout,), {"seconds": timeout})()
+        return _fatal_result(exc, "timeout")
+    watchdog = None
     try:
-        result = trial_fn(specs[config["index"]])
-    except (Exception, TrialTimeout) as exc:
-        kind = fatal_kind(exc)
-        if kind is None:
-            raise
-        return {"payload": "{}", "fatal": kind, "error": f"{type(exc).__name__}: {exc}"}
-    finally:
+        watchdog = _Watchdog(timeout, marker) if timeout else None
+        try:
+            result = trial_fn(specs[config["index"]])
+        except (Exception, TrialTimeout) as exc:
+            kind = fatal_kind(exc)
+            if kind is None:
+                raise
+            return _fatal_result(exc, kind)
+        finally:
+            if watchdog:
+                watchdog.cancel()
+        return {"payload": json.dumps(dict(result or {}), default=str)}
+    except TrialTimeout as exc:  # raised at the edge (in the handler, finally or return)
         if watchdog:
             watchdog.cancel()
-    return {"payload": json.dumps(dict(result or {}), default=str)}
+        return _fatal_result(exc, "timeout")
 
 
 def _stopper(stop_on: tuple[str, ...]):
@@ -221,7 +289,11 @@ def run_trials(
     prog = progress or None
 
     fn = tune.with_parameters(
-        _run_one, specs=list(specs), trial_fn=trainable, timeout=trial_timeout
+        _run_one,
+        specs=list(specs),
+        trial_fn=trainable,
+        timeout=trial_timeout,
+        run_id=uuid.uuid4().hex,
     )
     fn = tune.with_resources(fn, lambda config: resources[config["index"]])
     storage = tempfile.mkdtemp(prefix="orchestrate-tune-")

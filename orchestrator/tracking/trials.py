@@ -7,7 +7,8 @@ import hashlib
 import json
 import tempfile
 import traceback
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,11 @@ def check_store(uri: str, identity: str | None) -> None:
         )
 
 
+def _from_store(exc: BaseException) -> bool:
+    """Raised by MLflow or its database layer (not by a method's own code)."""
+    return type(exc).__module__.split(".")[0] in ("mlflow", "sqlalchemy", "sqlite3")
+
+
 def store_error(exc: BaseException, uri: str) -> StoreLostError | None:
     """The StoreLostError an MLflow error stands for (a frozen or vanished database)."""
     text = str(exc).lower()
@@ -100,27 +106,38 @@ class ChildRun:
         from mlflow import MlflowClient
 
         self.uri, self.store_id = tracking_uri, store_id
+        check_store(tracking_uri, store_id)  # before the client: it would create a new store
         self.client = MlflowClient(tracking_uri=tracking_uri)
         all_tags = {"mlflow.runName": name, **{k: str(v) for k, v in (tags or {}).items()}}
         if parent_run_id:
             all_tags[PARENT_ID_TAG] = parent_run_id
-        check_store(tracking_uri, store_id)
-        try:
+        with self._store():
             run = self.client.create_run(experiment_id, tags=all_tags, run_name=name)
+        self.run_id = run.info.run_id
+        self._metric_names: set[str] = set()
+
+    @contextmanager
+    def _store(self) -> Iterator[None]:
+        """Around this run's own MLflow calls: a store deleted or replaced, or a database
+        error saying it is frozen or gone, becomes StoreLostError (the trial's own errors
+        are never read this way)."""
+        check_store(self.uri, self.store_id)
+        try:
+            yield
         except Exception as exc:
-            gone = store_error(exc, tracking_uri)
+            check_store(self.uri, self.store_id)
+            gone = store_error(exc, self.uri) if _from_store(exc) else None
             if gone is None:
                 raise
             raise gone from exc
-        self.run_id = run.info.run_id
-        self._metric_names: set[str] = set()
 
     def log_params(self, config: Mapping[str, Any]) -> None:
         from mlflow.entities import Param
 
         params = [Param(k, v) for k, v in _flat_params(config).items()]
-        for i in range(0, len(params), 100):
-            self.client.log_batch(self.run_id, params=params[i : i + 100])
+        with self._store():
+            for i in range(0, len(params), 100):
+                self.client.log_batch(self.run_id, params=params[i : i + 100])
 
     def log_metrics(self, metrics: Mapping[str, float]) -> None:
         import math
@@ -135,29 +152,26 @@ class ChildRun:
             if v is not None and math.isfinite(float(v))
         ]
         self._metric_names.update(m.key for m in items)
-        for i in range(0, len(items), 500):
-            self.client.log_batch(self.run_id, metrics=items[i : i + 500])
+        with self._store():
+            for i in range(0, len(items), 500):
+                self.client.log_batch(self.run_id, metrics=items[i : i + 500])
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
         from mlflow.entities import RunTag
 
-        self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+        with self._store():
+            self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
 
     def log_artifacts(self, local_dir: Path, artifact_path: str | None = None) -> None:
-        self.client.log_artifacts(self.run_id, str(local_dir), artifact_path)
+        with self._store():
+            self.client.log_artifacts(self.run_id, str(local_dir), artifact_path)
 
     def finish(self) -> None:
         """FINISHED, with the names of the metrics logged (resume checks they are all there).
         The store is checked first: a trial whose record went with a deleted store fails."""
-        check_store(self.uri, self.store_id)
-        try:
-            self.set_tags({METRIC_NAMES_TAG: ",".join(sorted(self._metric_names))})
+        self.set_tags({METRIC_NAMES_TAG: ",".join(sorted(self._metric_names))})
+        with self._store():
             self.client.set_terminated(self.run_id, "FINISHED")
-        except Exception as exc:
-            gone = store_error(exc, self.uri)
-            if gone is None:
-                raise
-            raise gone from exc
 
     def fail(self, exc: BaseException) -> None:
         """FAILED with the traceback (``error.txt``) and an ``error`` tag, as far as the store
@@ -186,8 +200,7 @@ class ChildRun:
         gone = None
         if not isinstance(exc, FatalTrialError):
             try:
-                check_store(self.uri, self.store_id)  # deleted or replaced: say so first
-                gone = store_error(exc, self.uri)
+                check_store(self.uri, self.store_id)  # deleted or replaced meanwhile: say so
             except StoreLostError as lost:
                 gone = lost
         self.fail(exc)

@@ -22,17 +22,18 @@ MIRROR_ENV = "ORCHESTRATOR_VENDOR_MIRROR"
 #: The URL schemes ``vendor sync`` clones from (scp-style ``user@host:path`` and local paths
 #: are allowed too); everything else (``ext::``, other remote helpers) is refused.
 ALLOWED_SCHEMES = ("https", "http", "ssh", "git", "file")
-#: ``user@host:path``: user and host start with a letter or digit (never an option).
-_SCP_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._~+-]*@[A-Za-z0-9][A-Za-z0-9.-]*:(?!//)\S")
+#: ``[user@]host:path``: user and host start with a letter or digit (never an option).
+_SCP_RE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._~+-]*@)?[A-Za-z0-9][A-Za-z0-9.-]*:(?!//)\S")
 #: ``git@host:path`` or ``host:path`` (what git takes for scp-style before any slash)
 _COLON_BEFORE_SLASH = re.compile(r"^[^/]*:")
-#: the password of ``scheme://user:password@host`` (kept out of messages)
-_PASSWORD = re.compile(r"(://[^/@:\s]*):[^/@\s]*@")
+#: the user information of ``scheme://user:password@host`` (a token, a password; kept out
+#: of messages)
+_USERINFO = re.compile(r"(://)[^/\s]*@")
 
 
 def _shown(url: str) -> str:
-    """``url`` for messages: a password in it replaced by ``***``."""
-    return _PASSWORD.sub(r"\1:***@", str(url))
+    """``url`` for messages: any user information in it replaced by ``***``."""
+    return _USERINFO.sub(r"\1***@", str(url))
 
 
 @dataclass(frozen=True)
@@ -108,7 +109,11 @@ def check_url(url: str, what: str = "URL") -> str:
     elif "::" in url:
         why = "remote helpers (<transport>::<address>, e.g. ext::) are not allowed"
     elif "://" in url:
-        parsed = urlparse(url)
+        try:
+            parsed = urlparse(url)
+            parsed.hostname  # noqa: B018 - parses the host (ValueError on a bad one)
+        except ValueError as exc:
+            raise UserError(f"refusing {what} {_shown(url)!r}: {exc}") from exc
         scheme = parsed.scheme.lower()
         if scheme not in ALLOWED_SCHEMES:
             why = f"scheme {scheme or url.split('://', 1)[0]!r} is not one of " + ", ".join(
