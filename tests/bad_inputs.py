@@ -297,7 +297,7 @@ CASES: list[Case] = [
         "method-name-absolute",
         cmd("methods", "--registry", "{t}/reg.yaml"),
         "must match [a-z0-9_-]+",
-        registry(VENDOR.replace("upx:", "/tmp/x:").format(url="https://example.org/a/b.git")),
+        registry(VENDOR.replace("upx:", "/abs/x:").format(url="https://example.org/a/b.git")),
     ),
     Case(
         "registry-unknown-key",
@@ -363,13 +363,13 @@ CASES: list[Case] = [
         "vendor-ext-url",
         cmd("vendor", "sync", "upx", "--registry", "{t}/reg.yaml"),
         "refusing",
-        registry(VENDOR.format(url="'ext::sh -c touch% /tmp/pwned'")),
+        registry(VENDOR.format(url="'ext::sh -c touch% pwned'")),
     ),
     Case(
         "vendor-upload-pack",
         cmd("vendor", "sync", "upx", "--registry", "{t}/reg.yaml"),
         "refusing",
-        registry(VENDOR.format(url="'--upload-pack=touch /tmp/pwned'")),
+        registry(VENDOR.format(url="'--upload-pack=touch pwned'")),
     ),
     Case(
         "vendor-mirror-missing",
