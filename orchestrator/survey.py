@@ -441,33 +441,38 @@ def run_survey(opts: SurveyOptions, out: TextIO | None = None) -> SurveyResult:
             "project_commit": commit,
         }
         parent_id, reused = start_parent_run(uri, exp_id, parent_tags, resume=opts.resume)
-        common = {
-            "tracking_uri": uri,
-            "store_id": store_id,
-            "experiment_id": exp_id,
-            "parent_run_id": parent_id,
-            "registry": registry_path,
-            "project_commit": commit,
-        }
-        plan = _plan(opts, registry, methods, categories, overrides, profile, device, gpus, common)
-        say(f"mlflow: {uri} experiment {opts.experiment!r} (id {exp_id}), parent run {parent_id}")
-        todo = _todo(plan, uri, exp_id, parent_id, reused)
-        skipped = len(plan.specs) - len(todo)
-        if opts.resume:
-            say(
-                f"resume: {skipped} of {len(plan.specs)} trials already finished, "
-                f"running {len(todo)}"
-                if reused
-                else "resume: no earlier survey in this experiment, starting a new one"
+        try:  # from here on, Ctrl-C ends the parent run KILLED
+            common = {
+                "tracking_uri": uri,
+                "store_id": store_id,
+                "experiment_id": exp_id,
+                "parent_run_id": parent_id,
+                "registry": registry_path,
+                "project_commit": commit,
+            }
+            plan = _plan(
+                opts, registry, methods, categories, overrides, profile, device, gpus, common
             )
-        for line in weights_notice(plan, profile):
-            say(line)
-        seeds = f" x {len(opts.seeds)} seeds" if opts.seeds else ""
-        say(
-            f"survey: {len(methods)} method(s) x {len(categories)} categor(y/ies){seeds} = "
-            f"{len(plan.specs)} trials: {', '.join(methods)}"
-        )
-        try:
+            say(
+                f"mlflow: {uri} experiment {opts.experiment!r} (id {exp_id}), "
+                f"parent run {parent_id}"
+            )
+            todo = _todo(plan, uri, exp_id, parent_id, reused)
+            skipped = len(plan.specs) - len(todo)
+            if opts.resume:
+                say(
+                    f"resume: {skipped} of {len(plan.specs)} trials already finished, "
+                    f"running {len(todo)}"
+                    if reused
+                    else "resume: no earlier survey in this experiment, starting a new one"
+                )
+            for line in weights_notice(plan, profile):
+                say(line)
+            seeds = f" x {len(opts.seeds)} seeds" if opts.seeds else ""
+            say(
+                f"survey: {len(methods)} method(s) x {len(categories)} categor(y/ies){seeds} = "
+                f"{len(plan.specs)} trials: {', '.join(methods)}"
+            )
             outcomes = run_trials(
                 [plan.specs[i] for i in todo],
                 survey_trial,
@@ -480,6 +485,9 @@ def run_survey(opts: SurveyOptions, out: TextIO | None = None) -> SurveyResult:
             )
         except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (orchestrator.cli.Terminated)
             interrupted = exc
+        except UserError as exc:  # e.g. missing weights found while planning: no RUNNING parent
+            _parent_failed(uri, parent_id, store_id, f"stopped before any trial: {exc}")
+            raise
     # Ray has stopped: no worker writes any more
     if interrupted is not None:
         _interrupted(uri, exp_id, parent_id, store_id)

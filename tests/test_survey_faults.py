@@ -138,7 +138,7 @@ def test_interrupt_kills_parent_and_resume_finishes(setup, sig, rc):
     """Ctrl-C (and SIGTERM) mid-survey: running runs and the parent end KILLED, exit 130
     (143); --resume runs only what is left (checked after Ctrl-C)."""
     t = setup
-    argv = _argv(t, "all@sleep", "0,1,2,3", "--set", "faulty.fault_arg=3")
+    argv = _argv(t, "all@sleep", "0,1,2,3", "--set", "faulty.fault_arg=8")  # a wide window
     code = "import sys; from orchestrator.cli import main; sys.exit(main(sys.argv[1:]))"
     proc = subprocess.Popen(
         [sys.executable, "-c", code, *argv], cwd=t, stdout=subprocess.PIPE,
