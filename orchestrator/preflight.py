@@ -53,6 +53,23 @@ def has_images(categories) -> None:
                 raise UserError(f"{cat.root}: no {split} images (expected {split}/... folders)")
 
 
+def run_options(opts) -> None:
+    """The options survey and ensemble share (their ``SurveyOptions`` / ``EnsembleOptions``)."""
+    at_least("--retries", opts.retries, 0)
+    at_least("--max-concurrent", opts.max_concurrent, 1)
+    at_least("--num-cpus", opts.num_cpus, 1)
+    trial_timeout(opts.trial_timeout)
+    named("--categories", opts.categories)
+    output_dir(opts.output_dir)
+
+
+def overrides(registry, methods: Sequence[str], sets: dict[str, dict]) -> None:
+    """Names and types of every ``--set`` value. Profiles cannot add parameters and the types
+    allowed span params and every profile, so one resolution checks them for any profile."""
+    for m in methods:
+        registry.get(m).resolved_config("paper", sets.get(m))
+
+
 def validate_categories(categories, progress: bool = False) -> None:
     """Run the dataset validator (``orchestrate datasets check``) on every category; any
     problem (a mask of the wrong size, a missing mask folder or defects_config.json, a test

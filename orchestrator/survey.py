@@ -189,18 +189,11 @@ def survey_trial(spec: Mapping[str, Any]) -> dict[str, Any]:
     from orchestrator.data.validation import protocol_sets
     from orchestrator.metrics import evaluate
     from orchestrator.registry import import_adapter, run_tags
-    from orchestrator.tracking import open_child_run
+    from orchestrator.tracking.trials import open_trial_run
 
     name = spec.get("run_name") or f"{spec['method']}/{spec['category']}"
     with (
-        open_child_run(
-            spec["tracking_uri"],
-            spec["experiment_id"],
-            spec["parent_run_id"],
-            name,
-            spec["tags"],
-            spec.get("store_id"),
-        ) as run,
+        open_trial_run(spec, name) as run,
         tempfile.TemporaryDirectory(prefix="trial-") as tmp,
     ):
         run.log_params(spec["config"])
@@ -360,13 +353,8 @@ def check_options(opts: SurveyOptions) -> None:
     """The options' own mistakes, before anything is read or started."""
     from orchestrator import preflight
 
-    preflight.at_least("--retries", opts.retries, 0)
-    preflight.at_least("--max-concurrent", opts.max_concurrent, 1)
-    preflight.at_least("--num-cpus", opts.num_cpus, 1)
-    preflight.trial_timeout(opts.trial_timeout)
+    preflight.run_options(opts)
     preflight.named("--methods", opts.methods)
-    preflight.named("--categories", opts.categories)
-    preflight.output_dir(opts.output_dir)
 
 
 def run_survey(opts: SurveyOptions, out: TextIO | None = None) -> SurveyResult:
@@ -380,6 +368,7 @@ def run_survey(opts: SurveyOptions, out: TextIO | None = None) -> SurveyResult:
     """
     from orchestrator.data import load_dataset
     from orchestrator.preflight import has_images, validate_categories
+    from orchestrator.preflight import overrides as preflight_overrides
     from orchestrator.profiles import choose_device, choose_profile
     from orchestrator.registry import load_registry
     from orchestrator.reports import console_summary
@@ -407,9 +396,7 @@ def run_survey(opts: SurveyOptions, out: TextIO | None = None) -> SurveyResult:
         if not entry.available:
             raise UserError(f"method {m!r} is not available ({entry.import_error or entry.status})")
     overrides = parse_sets(opts.sets, methods)
-    for m in methods:  # names and types of --set values, for whichever profile is chosen
-        for prof in ("paper", *registry.get(m).profiles):
-            registry.get(m).resolved_config(prof, overrides.get(m))
+    preflight_overrides(registry, methods, overrides)
     categories = load_dataset(opts.dataset, opts.dataset_root, opts.categories)
     has_images(categories)
     if opts.validate:

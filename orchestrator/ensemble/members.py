@@ -226,7 +226,7 @@ def member_fit_trial(spec: Mapping[str, Any]) -> dict[str, Any]:
     from orchestrator.data import load_category
     from orchestrator.data.validation import protocol_train
     from orchestrator.registry import import_adapter, run_tags
-    from orchestrator.tracking import open_child_run
+    from orchestrator.tracking.trials import open_trial_run
 
     key = spec["key"]
     if is_cached(key):
@@ -234,14 +234,7 @@ def member_fit_trial(spec: Mapping[str, Any]) -> dict[str, Any]:
     tags = {**spec["tags"], MEMBER_KEY_TAG: key, "orchestrator.role": "member_fit"}
     name = f"fit {spec['method']}/{spec['category']}"
     with (
-        open_child_run(
-            spec["tracking_uri"],
-            spec["experiment_id"],
-            spec["parent_run_id"],
-            name,
-            tags,
-            spec.get("store_id"),
-        ) as run,
+        open_trial_run(spec, name, tags) as run,
         tempfile.TemporaryDirectory() as tmp,
     ):
         run.log_params(spec["config"])

@@ -179,7 +179,7 @@ def ensemble_trial(spec: Mapping[str, Any]) -> dict[str, Any]:
     from orchestrator.ensemble.members import load_member
     from orchestrator.metrics import evaluate
     from orchestrator.survey import write_trial_artifacts
-    from orchestrator.tracking import open_child_run
+    from orchestrator.tracking.trials import open_trial_run
 
     combo = list(spec["combo"])
     cname = combo_name(combo)
@@ -187,14 +187,7 @@ def ensemble_trial(spec: Mapping[str, Any]) -> dict[str, Any]:
         f"/seed{spec['seed']}" if spec.get("seed") is not None else ""
     )
     with (
-        open_child_run(
-            spec["tracking_uri"],
-            spec["experiment_id"],
-            spec["parent_run_id"],
-            name,
-            spec["tags"],
-            spec.get("store_id"),
-        ) as run,
+        open_trial_run(spec, name) as run,
         tempfile.TemporaryDirectory() as tmp,
     ):
         run.log_params({"ensemble": spec["config"], "members": cname})
@@ -318,12 +311,7 @@ def run_ensemble(opts: EnsembleOptions, out: TextIO | None = None) -> EnsembleRe
 
     out = out or sys.stdout
     say = lambda msg: print(msg, file=out, flush=True)  # noqa: E731
-    preflight.at_least("--retries", opts.retries, 0)
-    preflight.at_least("--max-concurrent", opts.max_concurrent, 1)
-    preflight.at_least("--num-cpus", opts.num_cpus, 1)
-    preflight.trial_timeout(opts.trial_timeout)
-    preflight.named("--categories", opts.categories)
-    preflight.output_dir(opts.output_dir)
+    preflight.run_options(opts)
     members = list(dict.fromkeys(opts.members))
     if not members:
         raise UserError("--members needs at least one method")
@@ -355,9 +343,7 @@ def run_ensemble(opts: EnsembleOptions, out: TextIO | None = None) -> EnsembleRe
         )
     ens_config |= {"fusion": opts.fusion, "components": opts.components}
     ens_config |= overrides.get("ensemble", {})
-    for m in members:  # names and types of --set values, for whichever profile is chosen
-        for prof in ("paper", *registry.get(m).profiles):
-            registry.get(m).resolved_config(prof, overrides.get(m))
+    preflight.overrides(registry, members, overrides)
     categories = load_dataset(opts.dataset, opts.dataset_root, opts.categories)
     preflight.has_images(categories)
     if opts.validate:

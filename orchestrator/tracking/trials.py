@@ -222,6 +222,21 @@ def open_child_run(
     return ChildRun(tracking_uri, experiment_id, parent_run_id, name, tags, store_id)
 
 
+def open_trial_run(
+    spec: Mapping[str, Any], name: str, tags: Mapping[str, str] | None = None
+) -> ChildRun:
+    """A trial's child run from its spec (``tracking_uri``, ``experiment_id``,
+    ``parent_run_id``, ``store_id``; ``tags`` default to ``spec["tags"]``)."""
+    return ChildRun(
+        spec["tracking_uri"],
+        spec["experiment_id"],
+        spec["parent_run_id"],
+        name,
+        spec["tags"] if tags is None else tags,
+        spec.get("store_id"),
+    )
+
+
 def close_open_children(
     tracking_uri: str, experiment_id: str, parent_run_id: str, status: str, reason: str
 ) -> int:
