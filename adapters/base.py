@@ -46,6 +46,24 @@ class Resources:
     memory_gb: float = 4.0
 
 
+@dataclass(frozen=True)
+class UpstreamState:
+    """What an upstream source records about the checkout it imports (results are tagged with
+    it): the folder, its actual HEAD and whether it is unmodified (None: no checkout there)."""
+
+    checkout: Path
+    commit: str | None
+    clean: bool | None
+
+    @classmethod
+    def at(cls, checkout: str | Path) -> UpstreamState:
+        """The state of the checkout folder ``checkout`` now."""
+        from orchestrator.vendor import checkout_state_at
+
+        state = checkout_state_at(Path(checkout))
+        return cls(Path(checkout), state.head, state.clean if state.present else None)
+
+
 @dataclass
 class Predictions:
     """What ``predict`` returns.
@@ -132,16 +150,17 @@ class Adapter(ABC):
 
         return Path(self.checkout) if self.checkout else vendor_dir() / self.name
 
-    def record_checkout(self) -> Path:
-        """Record the checkout's actual HEAD and cleanliness on this adapter (what its results
-        are tagged with); returns the checkout folder. Upstream sources call it when they
-        import the upstream code."""
-        from orchestrator.vendor import checkout_state_at
+    def record_upstream(self, state: UpstreamState) -> None:
+        """Tag this adapter's results with an upstream checkout's HEAD and cleanliness."""
+        self.upstream_commit, self.vendor_clean = state.commit, state.clean
 
-        state = checkout_state_at(self.checkout_dir)
-        self.upstream_commit = state.head
-        self.vendor_clean = state.clean if state.present else None
-        return self.checkout_dir
+    def record_checkout(self) -> Path:
+        """Record the state of ``checkout_dir`` (``record_upstream``) and return the folder: for
+        upstream sources that import the checkout themselves (EngineAdapter's engines record
+        their own, ``Engine.upstream_state``)."""
+        state = UpstreamState.at(self.checkout_dir)
+        self.record_upstream(state)
+        return state.checkout
 
     # --- public contract -------------------------------------------------------------
     def fit(self, train: SampleSet) -> Adapter:
@@ -182,6 +201,9 @@ class Adapter(ABC):
             "config": self.config,
             "source": self.source,
             "upstream_commit": self.upstream_commit,
+            # the checkout's folder under the vendor directory (the registry entry's, which
+            # need not be the class' name): load reads the same one
+            "checkout": self.checkout_dir.name if self.source == "upstream" else None,
         }
         (directory / "adapter.json").write_text(json.dumps(meta, indent=2, default=str))
         self._save_state(directory)
@@ -194,6 +216,10 @@ class Adapter(ABC):
         meta = json.loads((directory / "adapter.json").read_text())
         obj = cls(meta["config"], device=device, source=meta["source"])
         obj.upstream_commit = meta.get("upstream_commit")
+        if meta.get("checkout"):
+            from orchestrator.paths import vendor_dir
+
+            obj.checkout = vendor_dir() / meta["checkout"]
         obj._load_state(directory)
         obj.fitted = True
         return obj

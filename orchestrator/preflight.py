@@ -6,6 +6,9 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 from orchestrator.errors import UserError
 
@@ -61,6 +64,25 @@ def run_options(opts) -> None:
     trial_timeout(opts.trial_timeout)
     named("--categories", opts.categories)
     output_dir(opts.output_dir)
+
+
+def parse_sets(sets: Sequence[str], targets: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """``--set`` values: ``["patchcore.coreset_percentage=0.01", ...]`` ->
+    ``{"patchcore": {...}}`` (values parsed as YAML: numbers, booleans, lists); ``targets``:
+    the names a ``--set`` may address (the job's methods, ``ensemble``)."""
+    out: dict[str, dict[str, Any]] = {}
+    for item in sets:
+        name, eq, value = item.partition("=")
+        method, dot, key = name.partition(".")
+        if not eq or not dot or not method or not key:
+            raise UserError(f"--set expects method.key=value, got {item!r}")
+        if method not in targets:
+            raise UserError(f"--set {item}: method {method!r} is not in this run")
+        try:
+            out.setdefault(method, {})[key] = yaml.safe_load(value)
+        except yaml.YAMLError as exc:
+            raise UserError(f"--set {item}: cannot parse value ({exc})") from exc
+    return out
 
 
 def overrides(registry, methods: Sequence[str], sets: dict[str, dict]) -> None:

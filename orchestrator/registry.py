@@ -22,10 +22,15 @@ import yaml
 
 from adapters.base import ALL_CAPABILITIES, Adapter, Resources
 from orchestrator.errors import UserError
-from orchestrator.paths import REPO_ROOT, vendor_dir
+from orchestrator.paths import builtin_registry, vendor_dir
 
-BUILTIN_REGISTRY = REPO_ROOT / "registry.yaml"
+#: registry.yaml of the source checkout, else the packaged copy (orchestrator.paths)
+BUILTIN_REGISTRY = builtin_registry()
 ENTRY_POINT_GROUP = "orchestrator.adapters"
+#: how a registry entry from an entry point names its origin
+ENTRY_POINT_ORIGIN = "entry point"
+#: warnings about entry points already printed in this process (said once)
+_WARNED: set[str] = set()
 ENTRY_KEYS = {
     "adapter",
     "checkout",
@@ -311,13 +316,10 @@ def _parse_entry(
         origin=origin,
         search_dir=search_dir,
     )
-    for prof, over in entry.profiles.items():
-        for key in sorted(set(over) - set(entry.params)):
-            problems.append(f"{where}: profile {prof!r} sets unknown parameter {key!r}")
-    for key in sorted(set(entry.chosen) - set(entry.params)):
-        problems.append(f"{where}: chosen: unknown parameter {key!r}")
     try:
         cls = entry.adapter_class()
+        # params the entry leaves out come from the class (a plugin's profile may then name
+        # them: profiles are checked against the filled params below)
         if not entry.params and getattr(cls, "default_config", None):
             entry.params = dict(cls.default_config)
         if "resources" not in raw:
@@ -331,8 +333,14 @@ def _parse_entry(
             )
     except Exception as exc:  # noqa: BLE001 - any import failure is reported
         entry.import_error = f"{type(exc).__name__}: {exc}"
-        if status == "available":
+        if status == "available" and not origin.startswith(ENTRY_POINT_ORIGIN):
             problems.append(f"{where}: class {entry.adapter} not importable ({entry.import_error})")
+        return entry  # a broken plugin: `methods` lists it, a survey naming it refuses
+    for prof, over in entry.profiles.items():
+        for key in sorted(set(over) - set(entry.params)):
+            problems.append(f"{where}: profile {prof!r} sets unknown parameter {key!r}")
+    for key in sorted(set(entry.chosen) - set(entry.params)):
+        problems.append(f"{where}: chosen: unknown parameter {key!r}")
     return entry
 
 
@@ -461,6 +469,32 @@ def run_tags(adapter: Adapter) -> dict[str, str]:
     }
 
 
+def _warn_once(message: str) -> None:
+    if message not in _WARNED:
+        _WARNED.add(message)
+        print(message, file=sys.stderr)
+
+
+def _plugin_entry(adapter: str, where: str, problems: list[str]) -> dict[str, Any]:
+    """An entry point's registry entry: what its adapter class declares
+    (``registry_entry``: repo, commit, license, paper, params, profiles, resources, ... as in
+    registry.yaml), not part of a default survey unless it says so. A class that does not
+    import gives a bare entry (listed as broken, refused by a survey)."""
+    entry: dict[str, Any] = {"default": False}
+    try:
+        declared = getattr(import_adapter(adapter), "registry_entry", None) or {}
+    except Exception:  # noqa: BLE001 - _parse_entry records the import error
+        declared = {}
+    if callable(declared):
+        declared = declared()
+    if isinstance(declared, dict):
+        entry.update(declared)
+    else:
+        problems.append(f"{where}: {adapter}.registry_entry must be a mapping like registry.yaml's")
+    entry["adapter"] = adapter
+    return entry
+
+
 def load_registry(extra: str | Path | None = None, builtin: Path = BUILTIN_REGISTRY) -> Registry:
     """The built-in registry, entry-point adapters, then ``extra`` merged over them.
 
@@ -480,13 +514,17 @@ def load_registry(extra: str | Path | None = None, builtin: Path = BUILTIN_REGIS
                 file=sys.stderr,
             )
             continue
-        if ep.name not in raw:
-            dist = ep.dist.name if ep.dist else "?"
-            raw[ep.name] = (
-                {"adapter": ep.value, "default": False},
-                f"entry point ({dist})",
-                None,
+        dist = ep.dist.name if ep.dist else "?"
+        if ep.name in raw:  # a built-in name: the built-in wins, said once
+            _warn_once(
+                f"warning: entry point {ep.name!r} of {dist} ({ep.value}) is ignored: the "
+                f"built-in method {ep.name!r} has that name and wins (plugins never replace "
+                "a built-in; register it under another name)"
             )
+            continue
+        origin = f"{ENTRY_POINT_ORIGIN} ({dist})"
+        where = f"{origin}: methods.{ep.name}"
+        raw[ep.name] = (_plugin_entry(ep.value, where, problems), origin, None)
     if extra is not None:
         extra = Path(extra)
         if not extra.exists():

@@ -199,7 +199,7 @@ CASES: list[Case] = [
     Case("set-bool-for-int", survey("--set", "pixelstats.seed=true"), "expected an integer"),
     Case("set-unknown-key", survey("--set", "pixelstats.nope=1"), "unknown parameter"),
     Case("set-no-equals", survey("--set", "pixelstats"), "--set expects method.key=value"),
-    Case("set-other-method", survey("--set", "patchcore.k=1"), "is not in this survey"),
+    Case("set-other-method", survey("--set", "patchcore.k=1"), "is not in this run"),
     Case(
         "output-dir-is-file",
         survey("--output-dir", "{t}/afile"),

@@ -7,8 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from adapters.conformance import check_adapter
-from adapters.csflow import CSFlow, native
+from adapters.csflow import CSFlow, networks
 from orchestrator.errors import UserError
 from tests.upstream import need_checkout
 
@@ -29,11 +28,6 @@ def _needs_upstream() -> Path:
     return need_checkout("csflow", "efficientnet_pytorch")
 
 
-def test_native_conformance() -> None:
-    report = check_adapter(CSFlow, config=TINY, source="native")
-    assert "save-load" in report.passed and "obvious-anomaly-scores-higher" in report.passed
-
-
 def test_image_size_must_be_multiple_of_128() -> None:
     with pytest.raises(UserError, match="multiple of 128"):
         CSFlow(TINY | {"image_size": 96}, source="native")
@@ -41,7 +35,7 @@ def test_image_size_must_be_multiple_of_128() -> None:
 
 def test_flow_starts_as_permutation_and_scores_follow_upstream() -> None:
     torch.manual_seed(0)
-    flow = native.CrossScaleFlow(8, 2, 4, [3, 5], clamp=3.0)
+    flow = networks.CrossScaleFlow(8, 2, 4, [3, 5], clamp=3.0)
     xs = [torch.randn(2, 8, 4, 4), torch.randn(2, 8, 2, 2), torch.randn(2, 8, 1, 1)]
     zs, logdet = flow(xs)
     # zero-initialised gains: identity up to the channel permutations, log|det| = 0
@@ -50,25 +44,19 @@ def test_flow_starts_as_permutation_and_scores_follow_upstream() -> None:
         sort_x, sort_z = torch.sort(x.flatten(1), dim=1)[0], torch.sort(z.flatten(1), dim=1)[0]
         assert torch.allclose(sort_x, sort_z)
     flat = torch.cat([z.flatten(1) for z in zs], dim=1)
-    assert torch.allclose(native.image_scores(zs), (flat**2 / 2).mean(1))
-    assert native.anomaly_maps(zs).shape == (2, 4, 4)
+    assert torch.allclose(networks.image_scores(zs), (flat**2 / 2).mean(1))
+    assert networks.anomaly_maps(zs).shape == (2, 4, 4)
     # a learned scale changes the log-determinant consistently with the latents
     with torch.no_grad():
         for p in flow.parameters():
             p.add_(0.05 * torch.randn_like(p))
     zs, logdet = flow(xs)
     assert not torch.allclose(logdet, torch.zeros(2))
-    assert torch.isfinite(native.nll_loss(zs, logdet))
-
-
-@pytest.mark.upstream
-def test_upstream_conformance() -> None:
-    _needs_upstream()
-    check_adapter(CSFlow, config=TINY, source="upstream")
+    assert torch.isfinite(networks.nll_loss(zs, logdet))
 
 
 def test_native_lite0_extractor_is_the_pretrained_stage_before_the_top() -> None:
-    from adapters.csflow.adapter import NativeExtractor
+    from adapters.csflow.native import NativeExtractor
 
     ext = NativeExtractor("efficientnet-lite0", True, None, 0)
     assert ext.channels == 192  # Lite0's 192-channel stride-32 stage (B5's block 35 analogue)
@@ -85,7 +73,7 @@ def test_upstream_extractor_with_lite0_equals_native() -> None:
     the native extractor's features exactly: both sources see the same pretrained features."""
     checkout = _needs_upstream()
     from adapters.csflow import upstream
-    from adapters.csflow.adapter import NativeExtractor
+    from adapters.csflow.native import NativeExtractor
 
     mods = upstream.load_upstream(checkout)
     up = upstream.UpstreamExtractor(mods, "efficientnet_lite0", True, None, 0)

@@ -44,7 +44,8 @@ def _one_thread():
 
 
 def test_feature_ensemble_passes_conformance():
-    report = check_adapter(FeatureEnsemble, config=TINY)
+    # 60 epochs: at 20 the network does not yet localise the kit's bright squares
+    report = check_adapter(FeatureEnsemble, config=TINY | {"epochs": 60})
     assert "save-load" in report.passed and "deterministic" in report.passed
 
 
@@ -127,7 +128,8 @@ def test_ensemble_seeds(tmp_path, monkeypatch):
     the comparison table shows mean ± std (n), and --resume knows the seeds."""
     from mlflow import MlflowClient
 
-    from orchestrator.ensemble.run import comparison_markdown, run_ensemble
+    from orchestrator.ensemble.comparison import comparison_markdown
+    from orchestrator.ensemble.run import run_ensemble
 
     opts = replace(_two_pixelstats(tmp_path, monkeypatch), seeds=[0, 1])
     first = run_ensemble(opts)

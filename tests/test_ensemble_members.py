@@ -245,5 +245,5 @@ def test_every_torch_load_passes_weights_only_true():
                 value = kw.get("weights_only")
                 if not (isinstance(value, ast.Constant) and value.value is True):
                     bad.append(f"{path.relative_to(REPO_ROOT)}:{call.lineno}")
-    assert found >= 6, found  # csflow (2), draem, engine, weights, ensemble at least
+    assert found >= 3, found  # the engines (adapters.common.engine), weights, ensemble
     assert not bad, "torch.load without weights_only=True: " + ", ".join(bad)

@@ -19,7 +19,7 @@ from adapters.pixelstats import PixelStats
 from orchestrator.data import load_category
 from orchestrator.data.types import SampleSet
 from orchestrator.data.validation import protocol_sets
-from orchestrator.ensemble.run import score_ensemble
+from orchestrator.ensemble.scoring import score_ensemble
 from orchestrator.survey import fit_and_score
 
 PC = {

@@ -4,13 +4,11 @@ import numpy as np
 import pytest
 import torch
 
-from adapters.conformance import check_adapter
 from adapters.patchcore import PatchCore
 from adapters.patchcore.coreset import approximate_greedy_coreset
 from orchestrator.data import load_category
 from orchestrator.metrics import evaluate
 from orchestrator.registry import load_registry
-from tests.upstream import need_checkout
 
 TINY = {
     "backbone": "resnet18",
@@ -19,16 +17,6 @@ TINY = {
     "pretrain_embed_dimension": 64,
     "target_embed_dimension": 64,
 }
-
-
-def test_conformance_native():
-    assert "deterministic" in check_adapter(PatchCore, config=TINY).passed
-
-
-@pytest.mark.upstream
-def test_conformance_upstream():
-    need_checkout("patchcore", "timm")
-    assert "deterministic" in check_adapter(PatchCore, config=TINY, source="upstream").passed
 
 
 def test_coreset_covers_clusters_and_is_seeded():

@@ -10,8 +10,8 @@ from mlflow import MlflowClient
 
 from orchestrator.cli import main
 from orchestrator.errors import UserError
+from orchestrator.preflight import parse_sets
 from orchestrator.scheduling import ray_session
-from orchestrator.survey import parse_sets
 
 REGISTRY = """
 methods:
@@ -65,7 +65,7 @@ def test_parse_sets():
     }
     with pytest.raises(UserError, match="method.key=value"):
         parse_sets(["nokey=1"], ["a"])
-    with pytest.raises(UserError, match="not in this survey"):
+    with pytest.raises(UserError, match="not in this run"):
         parse_sets(["c.k=1"], ["a"])
 
 
@@ -227,3 +227,35 @@ def test_dataset_loco_without_data_is_a_user_error(tmp_path, monkeypatch, capsys
     assert code == 2
     err = capsys.readouterr().err
     assert "MVTec LOCO AD was not found" in err and "mvtec.com" in err
+
+
+def test_fit_resources_passes_memory_capped_to_the_largest_node():
+    """memory_gb reaches Ray as bytes, capped to what one node has (a trial asking more
+    would never be placed); no memory_gb asks for none."""
+    from orchestrator.scheduling.runner import fit_resources
+
+    cluster = {"CPU": 4.0, "GPU": 0.0, "memory": 8 * 2**30, "node_memory": 2 * 2**30}
+    assert fit_resources({"cpu": 1, "memory_gb": 1}, cluster)["memory"] == 2**30
+    assert fit_resources({"cpu": 1, "memory_gb": 16}, cluster)["memory"] == 2 * 2**30
+    assert "memory" not in fit_resources({"cpu": 1}, cluster)
+    assert fit_resources({"cpu": 8, "gpu": 1}, cluster) == {"cpu": 4.0, "gpu": 0.0}
+
+
+def test_trial_memory_reaches_ray(ray_cluster):
+    """A trial's memory_gb is what Ray assigns it (and an oversized one still runs)."""
+    from orchestrator.scheduling import run_trials
+
+    def assigned(spec):
+        import ray
+
+        return {"memory": ray.get_runtime_context().get_assigned_resources().get("memory", 0)}
+
+    small, huge = run_trials(
+        [{"i": 0}, {"i": 1}],
+        assigned,
+        [{"cpu": 1, "memory_gb": 0.25}, {"cpu": 1, "memory_gb": 10_000}],
+        progress=False,
+    )
+    assert small.ok and huge.ok, (small.error, huge.error)
+    assert small.result["memory"] == pytest.approx(0.25 * 2**30, rel=1e-3)
+    assert 0 < huge.result["memory"] < 10_000 * 2**30

@@ -119,3 +119,29 @@ def test_a_methods_own_sqlite_error_is_not_a_lost_store(tmp_path):
             (tmp_path / "mlflow.db").unlink()
             raise RuntimeError("anything")
     assert not (tmp_path / "mlflow.db").exists()  # failing the run did not re-create it
+
+
+def test_artifacts_land_beside_the_store_not_in_the_working_folder(tmp_path, monkeypatch):
+    """A new experiment of a sqlite store keeps its artifacts in mlartifacts/ beside the
+    database, whatever folder the job runs in; --artifact-root picks another place."""
+    from mlflow import MlflowClient
+
+    from orchestrator.tracking import get_experiment_id
+
+    store = tmp_path / "store"
+    store.mkdir()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    uri = f"sqlite:///{store / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    exp = get_experiment_id(uri, "my survey")
+    with open_child_run(uri, exp, None, "r", {}) as run:
+        (tmp_path / "a.txt").write_text("x")
+        run.client.log_artifact(run.run_id, str(tmp_path / "a.txt"))
+    where = client.get_experiment(exp).artifact_location
+    assert where == (store / "mlartifacts" / "my_survey").as_uri()
+    assert list((store / "mlartifacts").rglob("a.txt")), "artifact not beside the store"
+    assert not (elsewhere / "mlruns").exists() and not any(elsewhere.iterdir())
+    other = get_experiment_id(uri, "other", artifact_root=str(tmp_path / "art"))
+    assert client.get_experiment(other).artifact_location == (tmp_path / "art" / "other").as_uri()

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from orchestrator.registry import load_registry
 from orchestrator.vendor import checkout_state_at
@@ -48,32 +47,25 @@ def need_checkout(method: str, *modules: str) -> Path:
 
 def squares_category(root: Path, seed: int = 0) -> Path:
     """Conformance-style parts; 8 good and 8 anomalous test images (white or red squares)."""
+    from adapters.conformance import EVAL_SIZE, normal_part, save_png
+
     rng = np.random.default_rng(seed)
     cat = root / "parity"
-    h, w = 48, 64
-
-    def normal() -> np.ndarray:
-        img = np.full((h, w, 3), 110, np.float32) + rng.normal(0, 4, (h, w, 3))
-        img[20:28, 8:56] = 40
-        return np.clip(img, 0, 255).astype(np.uint8)
-
-    def save(path: Path, arr: np.ndarray) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(arr).save(path)
+    h, w = EVAL_SIZE
 
     for i in range(12):
-        save(cat / "train" / "good" / f"{i:03d}.png", normal())
+        save_png(cat / "train" / "good" / f"{i:03d}.png", normal_part(rng))
     for i in range(8):
-        save(cat / "test" / "good" / f"{i:03d}.png", normal())
-        img = normal()
+        save_png(cat / "test" / "good" / f"{i:03d}.png", normal_part(rng))
+        img = normal_part(rng)
         y, x, s = int(rng.integers(2, 30)), int(rng.integers(2, 48)), int(rng.integers(8, 14))
         img[y : y + s, x : x + s] = 250 if i % 2 == 0 else (230, 40, 40)
-        save(cat / "test" / "structural_anomalies" / f"{i:03d}.png", img)
+        save_png(cat / "test" / "structural_anomalies" / f"{i:03d}.png", img)
         mask = np.zeros((h, w), np.uint8)
         mask[y : y + s, x : x + s] = 1
-        save(cat / "ground_truth" / "structural_anomalies" / f"{i:03d}" / "000.png", mask)
+        save_png(cat / "ground_truth" / "structural_anomalies" / f"{i:03d}" / "000.png", mask)
     (cat / "validation" / "good").mkdir(parents=True)
-    save(cat / "validation" / "good" / "000.png", normal())
+    save_png(cat / "validation" / "good" / "000.png", normal_part(rng))
     (cat / "test" / "logical_anomalies").mkdir(parents=True)
     (cat / "defects_config.json").write_text(
         json.dumps(

@@ -1,49 +1,174 @@
 """Adapters whose work is done by a per-source engine (the native or the upstream code).
 
-An engine has ``fit(train)``, ``predict(test) -> (scores, maps at any size)``,
-``features(images) -> [N, C, h, w]``, ``state()`` and ``set_state(state)``. The adapter picks
-the engine of its source on first use and adds what the contract needs around it (maps
-resized to the evaluation size, the checkout's HEAD and state recorded, the engine's
-state saved as ``<name>.pt``: tensors only, loaded with ``weights_only``).
+Every built-in method has one shape: ``adapters/<method>/adapter.py`` holds the adapter (its
+config, docs and what is truly adapter-level), ``native.py`` the native engine
+``Native<Adapter>`` and ``upstream.py`` the upstream engine ``Upstream<Adapter>``, both
+implementing :class:`Engine`. The adapter builds the engine of its source on first use (the
+upstream one with the checkout folder, ``Adapter.checkout_dir``, the registry entry's) and
+adds what the contract needs around it: maps resized to the evaluation size, the checkout's
+HEAD and state recorded (``Engine.upstream_state``), the engine's state saved as
+``<name>.pt`` (tensors only, loaded with ``weights_only``).
 """
 
 from __future__ import annotations
 
 import importlib
+from collections.abc import Iterator
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar, Protocol
 
+import numpy as np
 import torch
+from torch import nn
 
-from adapters.base import Adapter, FeatureMaps, Predictions
-from adapters.common.backbone import resolve_device, upsample
+from adapters.base import Adapter, FeatureMaps, Predictions, Resources, UpstreamState
+from adapters.common.backbone import as_size, batches, resolve_device, upsample
+from adapters.common.bn_calibration import load_modules_state, modules_state
 from orchestrator.data.types import SampleSet
+from orchestrator.errors import UserError
+
+
+class Engine(Protocol):
+    """One source's implementation of a method, as an EngineAdapter drives it.
+
+    Native engines are built as ``Engine(config, device)``, upstream engines as
+    ``Engine(config, device, checkout)`` with the folder of the upstream checkout.
+    """
+
+    def fit(self, train: SampleSet) -> None:
+        """Learn from the normal images ``train``."""
+        ...
+
+    def predict(self, test: SampleSet) -> tuple[np.ndarray, torch.Tensor]:
+        """Image scores ``[N]`` and anomaly maps ``[N, h, w]`` at any size (the adapter
+        resizes them to the evaluation size)."""
+        ...
+
+    def features(self, images: SampleSet) -> np.ndarray:
+        """Patch features ``[N, C, h, w]`` at the method's cut-off point."""
+        ...
+
+    def state(self) -> dict[str, Any]:
+        """The fitted state: tensors, arrays and (nested) dicts of them."""
+        ...
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        """Restore a state that ``state()`` returned (on a freshly built engine)."""
+        ...
+
+    def upstream_state(self) -> UpstreamState | None:
+        """What an upstream engine recorded about the checkout it imports (folder, HEAD,
+        clean); None for a native engine."""
+        ...
+
+
+class EngineBase:
+    """What the built-in engines share: config, device, the checkout record (upstream
+    engines pass ``checkout``), the input size and ImageNet-normalised batches."""
+
+    def __init__(
+        self, config: dict[str, Any], device: torch.device, checkout: Path | None = None
+    ) -> None:
+        self.config = config
+        self.device = device
+        self._upstream = UpstreamState.at(checkout) if checkout is not None else None
+
+    def upstream_state(self) -> UpstreamState | None:
+        return self._upstream
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """``image_size`` as ``(H, W)``."""
+        return as_size(self.config["image_size"])
+
+    def batches(self, data: SampleSet) -> Iterator[torch.Tensor]:
+        """``data``'s images at ``image_size``, ImageNet-normalised, ``batch_size`` at a time."""
+        return batches(data, self.size, int(self.config["batch_size"]), self.device)
+
+
+class NetworkEngine(EngineBase):
+    """An engine whose fitted state is networks that ``build()`` makes afresh: the
+    ``trained()`` modules are saved whole, the ``frozen()`` ones (backbones rebuilt from the
+    config) by their batch-norm statistics only (adapters.common.bn_calibration)."""
+
+    def build(self) -> None:
+        """Fresh networks on the engine's device."""
+        raise NotImplementedError
+
+    def trained(self) -> dict[str, nn.Module]:
+        raise NotImplementedError
+
+    def frozen(self) -> dict[str, nn.Module]:
+        return {}
+
+    def state(self) -> dict[str, dict[str, torch.Tensor]]:
+        return modules_state(self.trained(), self.frozen())
+
+    def set_state(self, state: dict[str, dict[str, torch.Tensor]]) -> None:
+        self.build()
+        load_modules_state(state, self.trained(), self.frozen())
 
 
 class EngineAdapter(Adapter):
-    #: "module:Class" of the native engine and of the upstream engine; the upstream engine
-    #: is built with a third argument, the checkout folder (``Adapter.checkout_dir``).
+    """An adapter whose sources are engines (:class:`Engine`).
+
+    ``native_engine`` / ``upstream_engine``: ``"module:Class"`` of each source's engine; left
+    empty, they follow the one shape, ``<package>.native:Native<Class>`` and
+    ``<package>.upstream:Upstream<Class>`` (e.g. ``adapters.csflow.native:NativeCSFlow``).
+    ``feature_name``: the cut-off point ``extract_features`` returns. ``image_size_multiple``:
+    ``image_size`` must be a multiple of it per axis (checked on construction). The engines
+    build their backbones through adapters.common.weights (``uses_weights_resolver``).
+    """
+
     native_engine: ClassVar[str] = ""
     upstream_engine: ClassVar[str] = ""
-    #: The name of the cut-off point ``extract_features`` returns.
     feature_name: ClassVar[str] = ""
+    image_size_multiple: ClassVar[int] = 1
+    uses_weights_resolver: ClassVar[bool] = True
+    sources: ClassVar[tuple[str, ...]] = ("upstream", "native")
+    default_resources: ClassVar[Resources] = Resources(cpu=2, gpu=1, memory_gb=16)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        package = cls.__module__.rpartition(".")[0]
+        for source in ("native", "upstream"):
+            if not getattr(cls, f"{source}_engine"):  # a base class' engines are inherited
+                setattr(
+                    cls, f"{source}_engine", f"{package}.{source}:{source.title()}{cls.__name__}"
+                )
 
     def __init__(self, config=None, device: str = "cpu", source: str = "native") -> None:
         super().__init__(dict(self.default_config) | dict(config or {}), device, source)
-        self.torch_device = resolve_device(device)
-        self._engine = None
+        k = self.image_size_multiple
+        if k > 1:
+            h, w = as_size(self.config["image_size"])
+            if h % k or w % k:
+                raise UserError(
+                    f"{self.name}: image_size must be a multiple of {k} per axis, got {(h, w)}"
+                )
+        self.torch_device = resolve_device(str(device))
+        self._engine: Engine | None = None
+
+    @classmethod
+    def engine_class(cls, source: str) -> type:
+        """The engine class of ``source`` (imported)."""
+        path = cls.upstream_engine if source == "upstream" else cls.native_engine
+        module_name, _, cls_name = path.partition(":")
+        return getattr(importlib.import_module(module_name), cls_name)
 
     @property
-    def engine(self):
+    def engine(self) -> Engine:
         """The source's implementation (built on first use)."""
         if self._engine is None:
-            path = self.upstream_engine if self.source == "upstream" else self.native_engine
-            module_name, _, cls_name = path.partition(":")
-            engine_cls = getattr(importlib.import_module(module_name), cls_name)
+            engine_cls = self.engine_class(self.source)
             if self.source == "upstream":  # the checkout the registry entry names
-                self._engine = engine_cls(self.config, self.torch_device, self.record_checkout())
+                engine = engine_cls(self.config, self.torch_device, self.checkout_dir)
+                state = engine.upstream_state()
+                if state is not None:
+                    self.record_upstream(state)
             else:
-                self._engine = engine_cls(self.config, self.torch_device)
+                engine = engine_cls(self.config, self.torch_device)
+            self._engine = engine
         return self._engine
 
     def _fit(self, train: SampleSet) -> None:

@@ -5,17 +5,26 @@ flattened channel-major and reduced to ``pretrain_dim`` values by adaptive avera
 deeper layers are bilinearly resized to the first layer's grid; the per-layer vectors are
 concatenated and reduced again to ``target_dim`` by adaptive average pooling. The result is
 one ``target_dim`` vector per position of the first layer's grid.
+
+PatchCore and SimpleNet (native and upstream) both extract these features from the same config
+keys: ``backbone``, ``pretrained``, ``weights_path``, ``seed``, ``layers``, ``patchsize``,
+``pretrain_embed_dimension``, ``target_embed_dimension`` and ``image_size``.
+``build_embedder`` builds the native extractor from them, ``upstream_embedder_args`` the
+arguments upstream's ``load(...)`` of both takes for its own; ``embedder_defaults`` gives their
+shared defaults (both adapters' ``default_config``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from adapters.common.backbone import LayerFeatures
+from adapters.common.backbone import LayerFeatures, as_size
+from adapters.common.weights import config_backbone
 
 
 class PatchEmbedder(nn.Module):
@@ -54,3 +63,46 @@ class PatchEmbedder(nn.Module):
         n, gh, gw, d = per_layer.shape
         out = F.adaptive_avg_pool1d(per_layer.reshape(-1, 1, d), self.target_dim)
         return out.view(n, gh, gw, self.target_dim)
+
+
+def embedder_defaults(dim: int) -> dict[str, Any]:
+    """Upstream's defaults of the keys ``build_embedder`` reads (WideResNet-50 ``layer2`` and
+    ``layer3`` with ImageNet weights, 3 x 3 patches), ``dim`` for both embedding dimensions."""
+    return {
+        "backbone": "wide_resnet50_2",
+        "layers": ["layer2", "layer3"],
+        "pretrained": True,
+        "weights_path": None,
+        "pretrain_embed_dimension": dim,
+        "target_embed_dimension": dim,
+        "patchsize": 3,
+    }
+
+
+def build_embedder(config: Mapping[str, Any], device: torch.device) -> PatchEmbedder:
+    """The patch feature extractor a config describes (backbone seeded by ``seed``)."""
+    c = config
+    return PatchEmbedder(
+        config_backbone(c),
+        c["layers"],
+        c["patchsize"],
+        c["pretrain_embed_dimension"],
+        c["target_embed_dimension"],
+    ).to(device)
+
+
+def upstream_embedder_args(config: Mapping[str, Any], device: torch.device) -> dict[str, Any]:
+    """The keyword arguments of upstream PatchCore's ``load`` that SimpleNet's ``load`` shares:
+    our backbone (named after ``backbone``), layers, input shape, dimensions, patch size."""
+    c = config
+    backbone = config_backbone(c)
+    backbone.name = c["backbone"]
+    return {
+        "backbone": backbone,
+        "layers_to_extract_from": list(c["layers"]),
+        "device": device,
+        "input_shape": (3, *as_size(c["image_size"])),
+        "pretrain_embed_dimension": int(c["pretrain_embed_dimension"]),
+        "target_embed_dimension": int(c["target_embed_dimension"]),
+        "patchsize": int(c["patchsize"]),
+    }

@@ -29,8 +29,10 @@ import re
 import shutil
 import socket
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 from orchestrator.errors import UserError
@@ -348,6 +350,17 @@ def build_backbone(
         resolved = random_weights(name, seed)
     model.weights = resolved
     return model.eval()
+
+
+def config_backbone(config: Mapping[str, Any]):
+    """The backbone a method's config names: ``backbone``, ``pretrained`` / ``weights_path``,
+    a random initialisation fixed by ``seed``."""
+    return build_backbone(
+        str(config["backbone"]),
+        bool(config["pretrained"]),
+        config.get("weights_path"),
+        int(config["seed"]),
+    )
 
 
 def backbone_weights(name: str, pretrained: bool, weights_path: str | None, seed: int = 0):

@@ -1,127 +1,169 @@
-"""Native CS-Flow (Rudolph et al., WACV 2022): a cross-scale, fully convolutional normalising flow.
+"""CS-Flow, native source: a torchvision EfficientNet and the flow of adapters.csflow.networks.
 
-Written from the paper. Three feature maps of one image (the image at full, half and quarter
-resolution through the same frozen backbone) are transformed jointly. Each coupling block
-splits the channels of every scale in two halves; a cross-scale subnetwork reads the first
-halves of all three scales (convolutions per scale plus strided / upsampling convolutions
-between neighbouring scales) and predicts a scale ``s`` and shift ``t`` for the second halves,
-then the roles swap. Scales are soft-clamped, ``clamp * 2 / pi * atan(s / clamp)``, so the
-log-determinant stays bounded. A fixed random channel permutation precedes each block.
+fit: the frozen extractor embeds each training image at three scales; ``pretrained: false``
+first estimates its batch-norm statistics on the training images (adapters.common
+.bn_calibration). The flow is trained on the three maps by maximum likelihood for
+``meta_epochs * sub_epochs`` epochs (Adam, ``lr_init``, eps 1e-4, weight decay 1e-5,
+gradient-norm clipping at 1), batches in a seeded random order. The upstream engine
+(adapters.csflow.upstream) runs this same loop around upstream's extractor, flow and loss.
 """
 
 from __future__ import annotations
 
-import math
+from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from tqdm.auto import tqdm
+
+from adapters.common import build_backbone, seed_everything
+from adapters.common.bn_calibration import calibrate_batchnorm
+from adapters.common.engine import NetworkEngine
+from adapters.csflow import networks
+from orchestrator.data.types import SampleSet
 
 
-class CrossScaleNet(nn.Module):
-    """Subnetwork of one coupling half: three scales in, three (s, t) maps out."""
+def backbone_name(extractor: str) -> str:
+    """The backbone the native source builds: torchvision's ``efficientnet_bN`` for
+    ``efficientnet-bN``; ``efficientnet_lite0`` (efficientnet_pytorch layout) for the Lite."""
+    return str(extractor).replace("-", "_")
 
-    def __init__(self, c_in: int, c_out: int, hidden: int, kernel: int, slope: float = 0.1):
+
+class NativeExtractor(networks.ScaledExtractor):
+    """The frozen EfficientNet up to the last block of its stride-32 stage before the last:
+    torchvision's ``features[:7]``, or blocks ``0..k`` of an efficientnet_pytorch-layout
+    network (EfficientNet-Lite)."""
+
+    def __init__(self, name: str, pretrained: bool, weights_path: str | None, seed: int):
         super().__init__()
-        pad = kernel // 2
+        net = build_backbone(backbone_name(name), pretrained, weights_path, seed)
+        if hasattr(net, "_blocks"):  # efficientnet_pytorch layout
+            last, self.channels = networks.last_stage_before_top(net._blocks)
+            self.body = nn.Sequential(
+                net._conv_stem, net._bn0, net._swish, *list(net._blocks)[: last + 1]
+            )
+        else:
+            self.body = net.features[:7]
+            self.channels = int(self.body[6][-1].out_channels)
+        self.freeze()
 
-        def conv(ci: int, co: int, stride: int = 1) -> nn.Conv2d:
-            return nn.Conv2d(ci, co, kernel, stride=stride, padding=pad)
-
-        self.inner = nn.ModuleList(conv(c_in, hidden) for _ in range(3))
-        self.outer = nn.ModuleList(conv(hidden, c_out) for _ in range(3))
-        self.up = nn.ModuleList(conv(hidden, c_out) for _ in range(2))  # scale k+1 -> k
-        self.down = nn.ModuleList(conv(hidden, c_out, stride=2) for _ in range(2))  # k -> k+1
-        # zero-initialised output gains: every block starts as the identity map
-        self.gain = nn.Parameter(torch.zeros(3))
-        self.slope = slope
-
-    def forward(self, xs: list[torch.Tensor]) -> list[torch.Tensor]:
-        hs = [F.leaky_relu(f(x), self.slope) for f, x in zip(self.inner, xs, strict=True)]
-        out = [g(h) for g, h in zip(self.outer, hs, strict=True)]
-        for k in range(2):
-            finer = hs[k + 1]
-            up = F.interpolate(finer, size=hs[k].shape[-2:], mode="bilinear", align_corners=False)
-            out[k] = out[k] + self.up[k](up)
-            down = self.down[k](hs[k])
-            out[k + 1] = out[k + 1] + _fit(down, out[k + 1].shape[-2:])
-        return [o * self.gain[i] for i, o in enumerate(out)]
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
 
 
-def _fit(x: torch.Tensor, size: torch.Size) -> torch.Tensor:
-    """Crop/pad a strided result to the next scale's size (odd sizes)."""
-    if x.shape[-2:] == size:
-        return x
-    return F.interpolate(x, size=tuple(size), mode="nearest")
+class NativeCSFlow(NetworkEngine):
+    """The native engine behind ``adapters.csflow.CSFlow`` (networks built by fit/set_state).
 
+    ``_networks``, ``_forward`` and ``_loss`` are what the upstream engine replaces.
+    """
 
-class CouplingBlock(nn.Module):
-    """Permutation + two affine half-couplings shared across the three scales."""
+    def __init__(self, config: dict, device: torch.device, checkout: Path | None = None):
+        super().__init__(config, device, checkout)
+        self.extractor: nn.Module | None = None
+        self.flow: nn.Module | None = None
+        self.loss_history_: list[float] = []
 
-    def __init__(self, channels: int, hidden: int, kernel: int, clamp: float, seed: int):
-        super().__init__()
-        self.c1 = channels // 2
-        self.c2 = channels - self.c1
-        self.clamp = clamp
-        g = torch.Generator().manual_seed(seed)
-        self.register_buffer("perm", torch.randperm(channels, generator=g), persistent=True)
-        self.net1 = CrossScaleNet(self.c2, 2 * self.c1, hidden, kernel)  # reads 2nd halves
-        self.net2 = CrossScaleNet(self.c1, 2 * self.c2, hidden, kernel)  # reads new 1st halves
-
-    def _log_scale(self, s: torch.Tensor) -> torch.Tensor:
-        return self.clamp * (2 / math.pi) * torch.atan(s / self.clamp)
-
-    def forward(self, xs: list[torch.Tensor]) -> tuple[list[torch.Tensor], torch.Tensor]:
-        xs = [x[:, self.perm] for x in xs]
-        a = [x[:, : self.c1] for x in xs]
-        b = [x[:, self.c1 :] for x in xs]
-        logdet = xs[0].new_zeros(xs[0].shape[0])
-        r = self.net1(b)
-        new_a = []
-        for ak, rk in zip(a, r, strict=True):
-            ls = self._log_scale(rk[:, : self.c1])
-            new_a.append(ak * torch.exp(ls) + rk[:, self.c1 :])
-            logdet = logdet + ls.sum(dim=(1, 2, 3))
-        r = self.net2(new_a)
-        new_b = []
-        for bk, rk in zip(b, r, strict=True):
-            ls = self._log_scale(rk[:, : self.c2])
-            new_b.append(bk * torch.exp(ls) + rk[:, self.c2 :])
-            logdet = logdet + ls.sum(dim=(1, 2, 3))
-        return [torch.cat(p, dim=1) for p in zip(new_a, new_b, strict=True)], logdet
-
-
-class CrossScaleFlow(nn.Module):
-    """``n_blocks`` coupling blocks; ``forward`` returns per-scale latents and log|det J|."""
-
-    def __init__(self, channels: int, n_blocks: int, hidden: int, kernels: list[int], clamp: float):
-        super().__init__()
-        if len(kernels) != n_blocks:
-            kernels = [3] * (n_blocks - 1) + [5]
-        self.blocks = nn.ModuleList(
-            CouplingBlock(channels, hidden, int(kernels[k]), clamp, seed=k) for k in range(n_blocks)
+    def _networks(self) -> tuple[nn.Module, nn.Module]:
+        """The extractor and the (untrained) flow."""
+        cfg, seed = self.config, int(self.config["seed"])
+        extractor = NativeExtractor(
+            str(cfg["extractor"]), bool(cfg["pretrained"]), cfg.get("weights_path"), seed
         )
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            flow = networks.CrossScaleFlow(
+                extractor.channels,
+                int(cfg["n_coupling_blocks"]),
+                int(cfg["fc_internal"]),
+                list(cfg["kernel_sizes"]),
+                float(cfg["clamp"]),
+            )
+        return extractor, flow
 
-    def forward(self, xs: list[torch.Tensor]) -> tuple[list[torch.Tensor], torch.Tensor]:
-        logdet = xs[0].new_zeros(xs[0].shape[0])
-        for block in self.blocks:
-            xs, ld = block(xs)
-            logdet = logdet + ld
-        return xs, logdet
+    def _forward(self, feats: list[torch.Tensor]) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """Latents per scale and log|det J| of a batch of the three feature maps."""
+        assert self.flow is not None
+        return self.flow(feats)
 
+    def _loss(self, z: list[torch.Tensor], logdet: torch.Tensor) -> torch.Tensor:
+        return networks.nll_loss(z, logdet)
 
-def nll_loss(zs: list[torch.Tensor], logdet: torch.Tensor) -> torch.Tensor:
-    """Negative log-likelihood per dimension under a standard normal (constant dropped)."""
-    flat = torch.cat([z.flatten(1) for z in zs], dim=1)
-    return torch.mean(0.5 * (flat**2).sum(dim=1) - logdet) / flat.shape[1]
+    def build(self) -> None:
+        self.extractor, self.flow = (m.to(self.device) for m in self._networks())
 
+    def _features(self, data: SampleSet) -> list[torch.Tensor]:
+        """Backbone maps of all images per scale, on the CPU: ``[[N, C, h_s, w_s]] * 3``."""
+        assert self.extractor is not None
+        parts: list[list[torch.Tensor]] = [[], [], []]
+        for x in self.batches(data):
+            for k, f in enumerate(self.extractor(x)):
+                parts[k].append(f.cpu())
+        return [torch.cat(p) for p in parts]
 
-def image_scores(zs: list[torch.Tensor]) -> torch.Tensor:
-    """Mean of ``z**2 / 2`` over all latent entries of all scales (as upstream)."""
-    flat = torch.cat([z.flatten(1) for z in zs], dim=1)
-    return (flat**2 / 2).mean(dim=1)
+    def fit(self, train: SampleSet) -> None:
+        cfg, seed = self.config, int(self.config["seed"])
+        seed_everything(seed)
+        self.build()
+        assert self.flow is not None and self.extractor is not None
+        if not cfg.get("pretrained"):
+            calibrate_batchnorm(self.extractor, self.batches(train))
+        feats = self._features(train)
+        opt = torch.optim.Adam(
+            self.flow.parameters(), lr=float(cfg["lr_init"]), eps=1e-4, weight_decay=1e-5
+        )
+        epochs = int(cfg["meta_epochs"]) * int(cfg["sub_epochs"])
+        bs = int(cfg["batch_size"])
+        gen = torch.Generator().manual_seed(seed)
+        self.flow.train()
+        self.loss_history_ = []
+        for _ in tqdm(range(epochs), desc="csflow", disable=not cfg.get("progress")):
+            order = torch.randperm(len(train), generator=gen)
+            losses = []
+            for s in range(0, len(order), bs):
+                idx = order[s : s + bs]
+                batch = [f[idx].to(self.device) for f in feats]
+                opt.zero_grad()
+                loss = self._loss(*self._forward(batch))
+                loss.backward()
+                nn.utils.clip_grad_norm_(self.flow.parameters(), 1.0)
+                opt.step()
+                losses.append(float(loss.detach()))
+            self.loss_history_.append(float(np.mean(losses)))
+        self.flow.eval()
 
+    @torch.no_grad()
+    def _latents(self, data: SampleSet) -> list[torch.Tensor]:
+        assert self.flow is not None
+        self.flow.eval()
+        feats = self._features(data)
+        bs = int(self.config["batch_size"])
+        out: list[list[torch.Tensor]] = [[], [], []]
+        for s in range(0, len(data), bs):
+            z, _ = self._forward([f[s : s + bs].to(self.device) for f in feats])
+            for k in range(3):
+                out[k].append(z[k].cpu())
+        return [torch.cat(o) for o in out]
 
-def anomaly_maps(zs: list[torch.Tensor]) -> torch.Tensor:
-    """Channel mean of ``z**2`` at the largest scale, ``[N, h, w]`` (as upstream)."""
-    return (zs[0] ** 2).mean(dim=1)
+    def predict(self, test: SampleSet) -> tuple[np.ndarray, torch.Tensor]:
+        """Mean ``z**2 / 2`` per image; channel mean of ``z**2`` at the largest scale."""
+        z = self._latents(test)
+        return networks.image_scores(z).double().numpy(), networks.anomaly_maps(z).float()
+
+    def features(self, images: SampleSet) -> np.ndarray:
+        """The three scales' latents at the largest scale, concatenated ``[N, 3 C, h, w]``."""
+        z = self._latents(images)
+        size = z[0].shape[-2:]
+        parts = [z[0]] + [
+            F.interpolate(zk, size=size, mode="bilinear", align_corners=False) for zk in z[1:]
+        ]
+        return torch.cat(parts, dim=1).numpy()
+
+    def trained(self) -> dict[str, nn.Module]:
+        assert self.flow is not None
+        return {"flow": self.flow}
+
+    def frozen(self) -> dict[str, nn.Module]:
+        assert self.extractor is not None
+        return {"extractor": self.extractor}

@@ -1,10 +1,13 @@
-"""Driving the unmodified upstream CS-Flow checkout (vendor/csflow, marco-rudolph/cs-flow).
+"""CS-Flow, upstream source: drives the unmodified upstream checkout (marco-rudolph/cs-flow).
 
 Upstream is configured by its module-level ``config.py``; we import the checkout's
-``config``, ``freia_funcs`` and ``model`` modules in isolation (adapters.common.upstream) and
-set the attributes of *that* config module from our adapter config before building anything:
-no file is edited. ``EfficientNet.from_pretrained`` (downloads weights) is swapped at run
-time for our network with weights from adapters.common.weights (see UpstreamExtractor).
+``config``, ``freia_funcs``, ``model`` and ``utils`` modules in isolation
+(adapters.common.upstream) and set the attributes of *that* config module from our adapter
+config before building anything: no file is edited. ``EfficientNet.from_pretrained``
+(downloads weights) is swapped at run time for our network with weights from
+adapters.common.weights (see UpstreamExtractor). The engine (UpstreamCSFlow) runs the native
+engine's training loop (upstream's train.py, without its test evaluation) around upstream's
+extractor, ``get_cs_flow_model``, ``nf_forward`` and ``get_loss``.
 """
 
 from __future__ import annotations
@@ -14,11 +17,19 @@ from types import ModuleType
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from adapters.common import upstream_modules
+from adapters.common import build_backbone, seed_everything, upstream_modules
+from adapters.common.weights import canonical
+from adapters.csflow.native import NativeCSFlow
+from adapters.csflow.networks import ScaledExtractor, last_stage_before_top
 from orchestrator.errors import UserError
+
+
+def backbone_name(extractor: str) -> str:
+    """Upstream builds ``efficientnet_pytorch`` networks (``efficientnet-bN``); the Lite
+    (same layout) is swapped in at run time."""
+    return canonical(str(extractor))
 
 
 def load_upstream(checkout: Path) -> dict[str, ModuleType]:
@@ -62,7 +73,7 @@ def configure(
     c.save_model = False
 
 
-class UpstreamExtractor(nn.Module):
+class UpstreamExtractor(ScaledExtractor):
     """Upstream's ``FeatureExtractor`` (its ``eff_ext``) around our network.
 
     Its constructor calls ``EfficientNet.from_pretrained('efficientnet-b5')``, which would
@@ -80,9 +91,6 @@ class UpstreamExtractor(nn.Module):
         seed: int,
     ):
         super().__init__()
-        from adapters.common import build_backbone
-        from adapters.csflow.adapter import last_stage_before_top
-
         model = mods["model"]
         eff = model.EfficientNet
         net = build_backbone(name, pretrained, weights_path, seed)
@@ -95,15 +103,44 @@ class UpstreamExtractor(nn.Module):
         # upstream uses block 35 of B5 (the last block of the 304-channel stage); the same
         # stage's last block for other networks:
         self.layer, self.channels = last_stage_before_top(self.fe.feature_extractor._blocks)
-        for p in self.parameters():
-            p.requires_grad_(False)
-        self.eval()
+        self.freeze()
 
-    @torch.no_grad()
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        h, w = x.shape[-2:]
-        out = []
-        for s in range(3):  # as upstream's FeatureExtractor.forward (nearest resize)
-            xs = F.interpolate(x, size=(h // 2**s, w // 2**s)) if s > 0 else x
-            out.append(self.fe.eff_ext(xs, use_layer=self.layer))
-        return out
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fe.eff_ext(x, use_layer=self.layer)
+
+
+class UpstreamCSFlow(NativeCSFlow):
+    """The upstream engine behind ``adapters.csflow.CSFlow``: the native engine's loop around
+    upstream's extractor, flow and loss."""
+
+    def __init__(self, config: dict, device: torch.device, checkout: Path):
+        super().__init__(config, device, checkout)
+        self.mods = load_upstream(checkout)
+
+    def _networks(self) -> tuple[nn.Module, nn.Module]:
+        cfg, seed = self.config, int(self.config["seed"])
+        h, w = self.size
+        extractor = UpstreamExtractor(
+            self.mods,
+            backbone_name(str(cfg["extractor"])),
+            bool(cfg["pretrained"]),
+            cfg.get("weights_path"),
+            seed,
+        )
+        configure(
+            self.mods["config"],
+            cfg,
+            self.size,
+            extractor.channels,
+            (h // 32, w // 32),
+            str(self.device),
+        )
+        seed_everything(seed)  # upstream's permutations seed numpy themselves
+        return extractor, self.mods["model"].get_cs_flow_model(input_dim=extractor.channels)
+
+    def _forward(self, feats: list[torch.Tensor]) -> tuple[list[torch.Tensor], torch.Tensor]:
+        z, jac = self.mods["model"].nf_forward(self.flow, feats)
+        return list(z), sum(jac)
+
+    def _loss(self, z: list[torch.Tensor], logdet: torch.Tensor) -> torch.Tensor:
+        return self.mods["utils"].get_loss(z, [logdet])

@@ -1,177 +1,41 @@
-"""DRAEM, native source: networks, losses and anomaly synthesis (our own implementation).
+"""DRAEM, native source: the engine, and its anomaly synthesis (our own implementation).
 
-After Zavrtanik et al., ICCV 2021:
-
-- Reconstructive sub-network: an encoder-decoder without skip connections (five conv
-  stages of two 3x3 conv-BN-ReLU, four 2x2 max-pools; the decoder mirrors it with bilinear
-  upsampling), trained to restore the anomaly-free image (L2 + SSIM loss).
-- Discriminative sub-network: a U-Net on ``concat(reconstruction, augmented image)`` (six
-  encoder stages, five pools, skip connections) predicting a two-channel segmentation,
-  trained with the focal loss (gamma 2) on the synthetic anomaly mask.
-- Synthesis: a thresholded Perlin-noise mask ``M``; the augmented image is
-  ``I (1 - M) + (1 - beta) A M + beta I M`` with ``A`` an augmented texture and
-  ``beta ~ U(0, 0.8)``; half of the samples are left anomaly-free.
-
-Images enter the networks as RGB in ``[0, 1]`` (no ImageNet normalisation, as upstream).
-The input size must be a multiple of 32 in both axes (five pools in the U-Net).
+After Zavrtanik et al., ICCV 2021. fit: for a fixed number of ``epochs`` (each
+``iterations_per_epoch`` batches, or one pass over the training images), batches of normal
+images drawn at random are turned into (augmented, mask) pairs by ``AnomalySynthesizer``: a
+thresholded Perlin-noise mask ``M``; the augmented image is
+``I (1 - M) + (1 - beta) A M + beta I M`` with ``A`` an augmented texture (``texture_dir``, or
+``n_textures`` procedural ones) and ``beta ~ U(0, 0.8)``; a share ``1 - anomaly_prob`` of the
+samples is left anomaly-free. The networks of adapters.draem.networks are trained with
+L2 + SSIM (reconstruction) and focal loss (segmentation): Adam (``lr``), learning rate x0.2 at
+80 % and 90 % of the epochs, as upstream's train_DRAEM.py. The upstream engine
+(adapters.draem.upstream) runs this same loop on upstream's networks, losses and data.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from scipy.ndimage import rotate
 from torch import nn
+from tqdm.auto import tqdm
 
+from adapters.common.engine import NetworkEngine
+from adapters.draem import networks
 from adapters.draem.perlin import perlin_mask
-from adapters.draem.textures import random_colour_augment
+from adapters.draem.textures import load_texture_dir, procedural_textures, random_colour_augment
+from orchestrator.data.types import SampleSet
+
+#: one epoch's training batches (normal, augmented ``[B, 3, H, W]``, mask ``[B, 1, H, W]``)
+Epoch = Callable[[], Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]]
+Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-def _double_conv(cin: int, cout: int, mid: int | None = None) -> nn.Sequential:
-    mid = cout if mid is None else mid
-    return nn.Sequential(
-        nn.Conv2d(cin, mid, 3, padding=1),
-        nn.BatchNorm2d(mid),
-        nn.ReLU(inplace=True),
-        nn.Conv2d(mid, cout, 3, padding=1),
-        nn.BatchNorm2d(cout),
-        nn.ReLU(inplace=True),
-    )
-
-
-def _up(cin: int, cout: int) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Upsample(scale_factor=2, mode="bilinear", align_corners=True),
-        nn.Conv2d(cin, cout, 3, padding=1),
-        nn.BatchNorm2d(cout),
-        nn.ReLU(inplace=True),
-    )
-
-
-class _Stage(nn.Module):
-    """One decoder stage: 2x upsampling conv, then a double conv (after an optional skip)."""
-
-    def __init__(self, up: nn.Module, conv: nn.Module):
-        super().__init__()
-        self.up = up
-        self.conv = conv
-
-
-class Reconstructive(nn.Module):
-    """Encoder-decoder restoring the anomaly-free image; ``base`` channels in the first stage."""
-
-    def __init__(self, in_ch: int = 3, out_ch: int = 3, base: int = 128):
-        super().__init__()
-        widths = [base, 2 * base, 4 * base, 8 * base, 8 * base]
-        self.enc = nn.ModuleList()
-        prev = in_ch
-        for wd in widths:
-            self.enc.append(_double_conv(prev, wd))
-            prev = wd
-        # decoder stages: (up in -> up out, double conv up out -> mid -> out)
-        plan = [(8, 8, 8, 4), (4, 4, 4, 2), (2, 2, 2, 1), (1, 1, 1, 1)]
-        self.dec = nn.ModuleList(
-            _Stage(_up(a * base, b * base), _double_conv(b * base, d * base, m * base))
-            for a, b, m, d in plan
-        )
-        self.head = nn.Conv2d(base, out_ch, 3, padding=1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for i, block in enumerate(self.enc):
-            x = block(x if i == 0 else F.max_pool2d(x, 2))
-        for stage in self.dec:
-            x = stage.conv(stage.up(x))
-        return self.head(x)
-
-
-class Discriminative(nn.Module):
-    """U-Net segmenting ``concat(reconstruction, image)`` into normal / anomalous (logits)."""
-
-    def __init__(self, in_ch: int = 6, out_ch: int = 2, base: int = 64):
-        super().__init__()
-        widths = [base, 2 * base, 4 * base, 8 * base, 8 * base, 8 * base]
-        self.enc = nn.ModuleList()
-        prev = in_ch
-        for wd in widths:
-            self.enc.append(_double_conv(prev, wd))
-            prev = wd
-        # decoder: upsample the deeper map, concatenate the skip, double conv
-        plan = [(8, 8, 8), (8, 4, 8), (4, 2, 4), (2, 1, 2), (1, 1, 1)]  # (in, out, skip) x base
-        self.dec = nn.ModuleList(
-            _Stage(_up(a * base, b * base), _double_conv((b + s) * base, b * base))
-            for a, b, s in plan
-        )
-        self.head = nn.Conv2d(base, out_ch, 3, padding=1)
-
-    def decode(self, x: torch.Tensor) -> torch.Tensor:
-        """Features of the last decoder block (before the head) ``[N, base, H, W]``."""
-        skips = []
-        for i, block in enumerate(self.enc):
-            x = block(x if i == 0 else F.max_pool2d(x, 2))
-            skips.append(x)
-        x = skips.pop()
-        for stage in self.dec:
-            x = stage.conv(torch.cat([stage.up(x), skips.pop()], dim=1))
-        return x
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.decode(x))
-
-
-def init_weights(module: nn.Module) -> None:
-    """DRAEM's initialisation: conv weights ~ N(0, 0.02); BN weight ~ N(1, 0.02), bias 0."""
-    if isinstance(module, nn.Conv2d):
-        nn.init.normal_(module.weight, 0.0, 0.02)
-    elif isinstance(module, nn.BatchNorm2d):
-        nn.init.normal_(module.weight, 1.0, 0.02)
-        nn.init.zeros_(module.bias)
-
-
-# --- losses -------------------------------------------------------------------------------
-def _gauss_window(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
-    xs = torch.arange(size, dtype=torch.float32) - size // 2
-    g = torch.exp(-(xs**2) / (2 * sigma**2))
-    g = g / g.sum()
-    return g[:, None] * g[None, :]
-
-
-def ssim_loss(
-    x: torch.Tensor, y: torch.Tensor, window: int = 11, value_range: float = 1.0
-) -> torch.Tensor:
-    """``1 - SSIM(x, y)`` with an 11x11 Gaussian window (sigma 1.5), zero padding, mean over all."""
-    c = x.shape[1]
-    w = _gauss_window(window).to(x)[None, None].expand(c, 1, window, window)
-    pad = window // 2
-
-    def filt(t: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(t, w, padding=pad, groups=c)
-
-    mx, my = filt(x), filt(y)
-    vx, vy, cxy = filt(x * x) - mx * mx, filt(y * y) - my * my, filt(x * y) - mx * my
-    c1, c2 = (0.01 * value_range) ** 2, (0.03 * value_range) ** 2
-    s = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
-    return 1.0 - s.mean()
-
-
-def focal_loss(
-    probs: torch.Tensor, target: torch.Tensor, gamma: float = 2.0, smooth: float = 1e-5
-) -> torch.Tensor:
-    """Focal loss on class probabilities ``[N, C, H, W]`` and an integer mask ``[N, 1, H, W]``.
-
-    ``-(1 - p_t)^gamma log(p_t)`` averaged over pixels, with the one-hot target clamped to
-    ``[smooth / (C - 1), 1 - smooth]`` and ``smooth`` added to ``p_t`` (as DRAEM trains).
-    """
-    c = probs.shape[1]
-    onehot = F.one_hot(target[:, 0].long(), c).permute(0, 3, 1, 2).to(probs)
-    onehot = onehot.clamp(smooth / (c - 1), 1.0 - smooth)
-    pt = (onehot * probs).sum(dim=1) + smooth
-    return (-((1 - pt) ** gamma) * pt.log()).mean()
-
-
-# --- synthesis ------------------------------------------------------------------------------
 class AnomalySynthesizer:
     """Makes (augmented image, mask) training pairs from normal images and textures."""
 
@@ -229,3 +93,157 @@ def training_batch(
     aug = torch.from_numpy(np.stack([p[1] for p in parts])).permute(0, 3, 1, 2)
     mask = torch.from_numpy(np.stack([p[2] for p in parts])).permute(0, 3, 1, 2)
     return normal.contiguous(), aug.contiguous(), mask.contiguous()
+
+
+class NativeDRAEM(NetworkEngine):
+    """The native engine behind ``adapters.draem.DRAEM`` (networks built by fit/set_state).
+
+    ``_networks``, ``_training``, ``feature_block`` and ``bgr`` are what the upstream engine
+    replaces.
+    """
+
+    #: the networks read BGR images (upstream reads them with OpenCV)
+    bgr = False
+
+    def __init__(self, config: dict, device: torch.device, checkout: Path | None = None):
+        super().__init__(config, device, checkout)
+        self.recon: nn.Module | None = None
+        self.disc: nn.Module | None = None
+
+    def _networks(self) -> tuple[nn.Module, nn.Module, Callable[[nn.Module], None]]:
+        """The reconstructive and discriminative sub-networks and their initialisation."""
+        base, dbase = int(self.config["base_width"]), int(self.config["disc_base_width"])
+        recon = networks.Reconstructive(3, 3, base)
+        disc = networks.Discriminative(6, 2, dbase)
+        return recon, disc, networks.init_weights
+
+    def build(self) -> None:
+        """Fresh, initialised networks on the engine's device."""
+        recon, disc, init = self._networks()
+        recon.apply(init)
+        disc.apply(init)
+        self.recon, self.disc = recon.to(self.device), disc.to(self.device)
+
+    def feature_block(self) -> nn.Module:
+        """The discriminative decoder's last block (``extract_features``)."""
+        assert self.disc is not None
+        return self.disc.dec[-1].conv
+
+    def textures(self) -> list[np.ndarray]:
+        """The anomaly sources: ``texture_dir``'s images, else procedural textures."""
+        if self.config.get("texture_dir"):
+            return load_texture_dir(self.config["texture_dir"], self.size)
+        n, seed = int(self.config["n_textures"]), int(self.config["seed"])
+        return procedural_textures(n, self.size, seed)
+
+    def epoch_samples(self, n: int) -> int:
+        """Samples per epoch: ``iterations_per_epoch`` batches, else the ``n`` images."""
+        it = self.config.get("iterations_per_epoch")
+        return int(it) * int(self.config["batch_size"]) if it else n
+
+    def _training(self, train: SampleSet, workdir: Path) -> tuple[Epoch, Loss, Loss]:
+        """The epochs' batches, the SSIM loss and the focal loss."""
+        rng = np.random.default_rng(int(self.config["seed"]))
+        images = train.load_images(self.size).astype(np.float32) / 255.0
+        synth = AnomalySynthesizer(
+            self.textures(),
+            rng,
+            float(self.config["anomaly_prob"]),
+            float(self.config["rotate_prob"]),
+        )
+        bs = int(self.config["batch_size"])
+
+        def epoch():  # noqa: ANN202
+            n = self.epoch_samples(len(images))
+            idx = rng.integers(len(images), size=n)  # random draws, as upstream's dataset
+            for s in range(0, n, bs):
+                yield training_batch(images, idx[s : s + bs], synth)
+
+        return epoch, networks.ssim_loss, networks.focal_loss
+
+    def fit(self, train: SampleSet) -> None:
+        seed, epochs = int(self.config["seed"]), int(self.config["epochs"])
+        with torch.random.fork_rng(devices=[]), tempfile.TemporaryDirectory() as tmp:
+            torch.manual_seed(seed)
+            self.build()
+            epoch, ssim, focal = self._training(train, Path(tmp))
+            assert self.recon is not None and self.disc is not None
+            params = [
+                {"params": self.recon.parameters(), "lr": float(self.config["lr"])},
+                {"params": self.disc.parameters(), "lr": float(self.config["lr"])},
+            ]
+            opt = torch.optim.Adam(params)
+            sched = torch.optim.lr_scheduler.MultiStepLR(
+                opt, [epochs * 0.8, epochs * 0.9], gamma=0.2
+            )
+            self.recon.train()
+            self.disc.train()
+            bar = tqdm(range(epochs), desc="draem fit", disable=not self.config.get("progress"))
+            for _ in bar:
+                for normal, aug, mask in epoch():
+                    normal, aug = normal.to(self.device), aug.to(self.device)
+                    mask = mask.to(self.device)
+                    rec = self.recon(aug)
+                    probs = torch.softmax(self.disc(torch.cat([rec, aug], dim=1)), dim=1)
+                    loss = F.mse_loss(rec, normal) + ssim(rec, normal) + focal(probs, mask)
+                    opt.zero_grad()
+                    loss.backward()
+                    opt.step()
+                    bar.set_postfix(loss=f"{loss.item():.4f}")
+                sched.step()
+        self.recon.eval()
+        self.disc.eval()
+
+    def _inputs(self, data: SampleSet) -> Iterator[torch.Tensor]:
+        bs = int(self.config["batch_size"])
+        for s in range(0, len(data), bs):
+            x = torch.from_numpy(data[s : s + bs].load_images(self.size)).float() / 255.0
+            x = x.permute(0, 3, 1, 2)
+            if self.bgr:
+                x = x.flip(1)
+            yield x.contiguous().to(self.device)
+
+    @torch.no_grad()
+    def _forward(self, data: SampleSet, features: bool = False) -> tuple[list, list]:
+        """Anomaly channel maps per batch, and (``features``) the feature block's outputs."""
+        assert self.recon is not None and self.disc is not None
+        self.recon.eval()
+        self.disc.eval()
+        maps, feats = [], []
+        captured: list[torch.Tensor] = []
+        hook = None
+        if features:
+            hook = self.feature_block().register_forward_hook(
+                lambda _m, _i, out: captured.append(out)
+            )
+        try:
+            for x in self._inputs(data):
+                rec = self.recon(x)
+                probs = torch.softmax(self.disc(torch.cat([rec, x], dim=1)), dim=1)
+                maps.append(probs[:, 1].cpu())
+                if features:
+                    f = captured.pop()
+                    stride = int(self.config.get("feature_stride") or 1)
+                    if stride > 1:
+                        f = F.avg_pool2d(f, stride, stride)
+                    feats.append(f.cpu())
+        finally:
+            if hook is not None:
+                hook.remove()
+        return maps, feats
+
+    def predict(self, test: SampleSet) -> tuple[np.ndarray, torch.Tensor]:
+        """Maps at ``image_size``; score: the max of the ``score_kernel`` box-filtered map."""
+        maps, _ = self._forward(test)
+        m = torch.cat(maps)
+        k = int(self.config["score_kernel"])
+        smooth = F.avg_pool2d(m[:, None], k, stride=1, padding=k // 2) if k > 1 else m[:, None]
+        return smooth.flatten(1).max(dim=1).values.double().numpy(), m
+
+    def features(self, images: SampleSet) -> np.ndarray:
+        _, feats = self._forward(images, features=True)
+        return torch.cat(feats).numpy()
+
+    def trained(self) -> dict[str, nn.Module]:
+        assert self.recon is not None and self.disc is not None
+        return {"recon": self.recon, "disc": self.disc}

@@ -1,10 +1,11 @@
-"""DRAEM, upstream source: the unmodified VitjanZ/DRAEM checkout in ``vendor/draem``.
+"""DRAEM, upstream source: drives the unmodified VitjanZ/DRAEM checkout.
 
 Used from the checkout (imported at run time, no file edited): ``model_unet``
 (ReconstructiveSubNetwork, DiscriminativeSubNetwork), ``loss`` (SSIM, FocalLoss),
 ``data_loader.MVTecDRAEMTrainDataset`` (its imgaug augmentation and Perlin synthesis) and
-``train_DRAEM.weights_init``. The adapter drives them with the training step of
-``train_DRAEM.py`` (whose ``train_on_device`` hard-codes CUDA, paths and TensorBoard).
+``train_DRAEM.weights_init``. The engine (UpstreamDRAEM) drives them with the native engine's
+loop, the training step of ``train_DRAEM.py`` (whose ``train_on_device`` hard-codes CUDA,
+paths and TensorBoard).
 
 What is adjusted from outside, at run time:
 
@@ -17,7 +18,7 @@ What is adjusted from outside, at run time:
   no-op while the loss is constructed.
 - The training dataset's file lists (``image_paths``, ``anomaly_source_paths``) are set to
   the SampleSet's images and the texture files (upstream globs ``*.png`` / ``*/*.jpg``).
-- Upstream reads images with OpenCV (BGR); at prediction the adapter feeds BGR too.
+- Upstream reads images with OpenCV (BGR); at prediction the engine feeds BGR too.
 """
 
 from __future__ import annotations
@@ -26,15 +27,19 @@ import contextlib
 import importlib
 import sys
 import types
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import cache
 from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
+from torch.utils.data import DataLoader, RandomSampler
 
+from adapters.draem.native import Epoch, Loss, NativeDRAEM
+from adapters.draem.textures import texture_files, write_texture_set
+from orchestrator.data.types import SampleSet
 from orchestrator.errors import UserError
-from orchestrator.paths import vendor_dir
 
 UPSTREAM_MODULES = ("perlin", "model_unet", "loss", "data_loader", "train_DRAEM")
 
@@ -86,18 +91,22 @@ def _stub_visualizer() -> types.ModuleType:
     return mod
 
 
-@cache
-def load_upstream(root: str | None = None) -> types.SimpleNamespace:
-    """Import DRAEM's modules from the checkout (default ``vendor_dir()/draem``).
+def load_upstream(checkout: str | Path) -> types.SimpleNamespace:
+    """Import DRAEM's modules from the checkout folder ``checkout`` (once per folder).
 
     They are imported under their own names with the checkout on ``sys.path`` only for the
     import, then removed from ``sys.modules`` so their generic names (``loss``,
     ``perlin``...) don't shadow other checkouts' modules.
     """
-    path = Path(root) if root else vendor_dir() / "draem"
+    return _load_upstream(str(Path(checkout).resolve()))
+
+
+@cache
+def _load_upstream(folder: str) -> types.SimpleNamespace:
+    path = Path(folder)
     if not (path / "model_unet.py").is_file():
         raise UserError(
-            f"DRAEM upstream checkout not found at {path} (run `orchestrate vendor sync draem`)"
+            f"DRAEM upstream checkout not found at {path} (run: orchestrate vendor sync)"
         )
     import_imgaug()
     names = (*UPSTREAM_MODULES, "tensorboard_visualizer")
@@ -151,3 +160,53 @@ def transfer_state(src: torch.nn.Module, dst: torch.nn.Module) -> None:
             raise ValueError(f"shape mismatch {ka} {tuple(va.shape)} vs {kb} {tuple(vb.shape)}")
         out[kb] = va.clone()
     dst.load_state_dict(out)
+
+
+class UpstreamDRAEM(NativeDRAEM):
+    """The upstream engine behind ``adapters.draem.DRAEM``: the native engine's loop on
+    upstream's networks, losses and training dataset."""
+
+    bgr = True
+
+    def __init__(self, config: dict, device: torch.device, checkout: Path):
+        super().__init__(config, device, checkout)
+        self.up = load_upstream(checkout)
+
+    def _networks(self) -> tuple[nn.Module, nn.Module, Callable[[nn.Module], None]]:
+        base, dbase = int(self.config["base_width"]), int(self.config["disc_base_width"])
+        recon = self.up.model_unet.ReconstructiveSubNetwork(3, 3, base_width=base)
+        disc = self.up.model_unet.DiscriminativeSubNetwork(6, 2, base_channels=dbase)
+        return recon, disc, self.up.train_DRAEM.weights_init
+
+    def feature_block(self) -> nn.Module:
+        assert self.disc is not None
+        return self.disc.decoder_segment.db4
+
+    def _training(self, train: SampleSet, workdir: Path) -> tuple[Epoch, Loss, Loss]:
+        """Upstream's training dataset on our images and textures, its SSIM and focal loss."""
+        seed_upstream(int(self.config["seed"]))
+        if self.config.get("texture_dir"):
+            sources = texture_files(self.config["texture_dir"])
+        else:
+            sources = write_texture_set(self.textures(), workdir)
+        h, w = self.size
+        # the constructor globs upstream's folder layout; the file lists are set afterwards
+        ds = self.up.data_loader.MVTecDRAEMTrainDataset(
+            str(workdir), str(workdir), resize_shape=[h, w]
+        )
+        ds.image_paths = [str(s.image_path) for s in train]
+        ds.anomaly_source_paths = [str(p) for p in sources]
+        n = self.epoch_samples(len(train))
+        sampler = RandomSampler(ds, replacement=True, num_samples=n)
+        loader = DataLoader(
+            ds, batch_size=int(self.config["batch_size"]), sampler=sampler, num_workers=0
+        )
+        with cuda_calls_as_noop(self.device.type != "cuda"):
+            ssim = self.up.loss.SSIM()
+        focal = self.up.loss.FocalLoss()
+
+        def epoch():  # noqa: ANN202
+            for b in loader:
+                yield b["image"], b["augmented_image"], b["anomaly_mask"]
+
+        return epoch, ssim, focal

@@ -15,14 +15,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from adapters.common import (
-    PatchEmbedder,
-    as_size,
-    batches,
-    build_backbone,
-    gaussian_blur,
-    upsample,
-)
+from adapters.common import build_embedder, gaussian_blur, upsample
+from adapters.common.engine import EngineBase
 from adapters.patchcore.coreset import approximate_greedy_coreset
 from orchestrator.data.types import SampleSet
 
@@ -45,36 +39,18 @@ class NearestNeighbours:
         return self.index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
 
 
-def build_embedder(config: dict, device: torch.device) -> PatchEmbedder:
-    """The patch feature extractor a config describes (backbone seeded by ``seed``)."""
-    c = config
-    backbone = build_backbone(
-        c["backbone"], bool(c["pretrained"]), c.get("weights_path"), int(c["seed"])
-    )
-    return PatchEmbedder(
-        backbone,
-        c["layers"],
-        c["patchsize"],
-        c["pretrain_embed_dimension"],
-        c["target_embed_dimension"],
-    ).to(device)
-
-
-class NativePatchCore:
+class NativePatchCore(EngineBase):
     """The native engine behind ``adapters.patchcore.PatchCore``."""
 
     def __init__(self, config: dict, device: torch.device):
-        self.config = config
-        self.device = device
+        super().__init__(config, device)
         self.embedder = build_embedder(config, device)
         self.bank: np.ndarray | None = None
         self._nn: NearestNeighbours | None = None
 
     def patch_features(self, data: SampleSet) -> torch.Tensor:
         """``[N, h, w, D]`` patch features of a sample set (on the CPU)."""
-        size = as_size(self.config["image_size"])
-        bs = int(self.config["batch_size"])
-        return torch.cat([self.embedder(x).cpu() for x in batches(data, size, bs, self.device)])
+        return torch.cat([self.embedder(x).cpu() for x in self.batches(data)])
 
     def index(self) -> NearestNeighbours:
         if self._nn is None:
@@ -103,7 +79,7 @@ class NativePatchCore:
         if self.config.get("reweight"):
             scores = self._reweight(q.reshape(n, h * w, d), patch, idx[:, 0].reshape(n, -1))
         maps = torch.from_numpy(patch.reshape(n, h, w))
-        maps = upsample(maps, as_size(self.config["image_size"]))
+        maps = upsample(maps, self.size)
         return scores, gaussian_blur(maps, float(self.config["smoothing_sigma"]))
 
     def _reweight(self, q: np.ndarray, patch: np.ndarray, nn_idx: np.ndarray) -> np.ndarray:

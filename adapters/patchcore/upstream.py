@@ -24,7 +24,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from adapters.common import as_size, batches, build_backbone, seed_everything, upstream_modules
+from adapters.common import seed_everything, upstream_modules
+from adapters.common.engine import EngineBase
+from adapters.common.patches import upstream_embedder_args
 from orchestrator.data.types import SampleSet
 
 
@@ -37,19 +39,15 @@ def _modules(checkout: Path):
     return mods["patchcore.patchcore"], mods["patchcore.sampler"], mods["patchcore.common"]
 
 
-class UpstreamPatchCore:
+class UpstreamPatchCore(EngineBase):
     """The upstream engine behind ``adapters.patchcore.PatchCore``."""
 
     def __init__(self, config: dict, device: torch.device, checkout: Path):
-        self.config = c = config
-        self.device = device
+        super().__init__(config, device, checkout)
+        c = config
         pc_mod, sampler_mod, common_mod = _modules(checkout)
         self.common = common_mod
-        backbone = build_backbone(
-            c["backbone"], bool(c["pretrained"]), c.get("weights_path"), int(c["seed"])
-        )
-        backbone.name = c["backbone"]
-        h, w = as_size(c["image_size"])
+        embedder_args = upstream_embedder_args(c, device)
         seed_everything(int(c["seed"]))
         if float(c["coreset_percentage"]) >= 1.0:
             sampler = sampler_mod.IdentitySampler()
@@ -61,13 +59,7 @@ class UpstreamPatchCore:
             )
         self.model = pc_mod.PatchCore(device)
         self.model.load(
-            backbone=backbone,
-            layers_to_extract_from=list(c["layers"]),
-            device=device,
-            input_shape=(3, h, w),
-            pretrain_embed_dimension=int(c["pretrain_embed_dimension"]),
-            target_embed_dimension=int(c["target_embed_dimension"]),
-            patchsize=int(c["patchsize"]),
+            **embedder_args,
             anomaly_score_num_nn=int(c["anomaly_scorer_num_nn"]),
             featuresampler=sampler,
             nn_method=self._nn(),
@@ -77,17 +69,13 @@ class UpstreamPatchCore:
         workers = max(1, min(4, os.cpu_count() or 1))
         return self.common.FaissNN(self.device.type == "cuda", workers)
 
-    def _batches(self, data: SampleSet):
-        size = as_size(self.config["image_size"])
-        return batches(data, size, int(self.config["batch_size"]), self.device)
-
     def fit(self, train: SampleSet) -> None:
         seed_everything(int(self.config["seed"]))
-        self.model.fit(list(self._batches(train)))
+        self.model.fit(list(self.batches(train)))
 
     def predict(self, test: SampleSet) -> tuple[np.ndarray, torch.Tensor]:
         scores, maps = [], []
-        for x in self._batches(test):
+        for x in self.batches(test):
             s, m = self.model._predict(x)
             scores.extend(float(v) for v in s)
             maps.extend(np.asarray(v, dtype=np.float32) for v in m)
@@ -96,7 +84,7 @@ class UpstreamPatchCore:
     def features(self, images: SampleSet) -> np.ndarray:
         bank = self.model.anomaly_scorer.detection_features
         out = []
-        for x in self._batches(images):
+        for x in self.batches(images):
             with torch.no_grad():
                 feats, shapes = self.model._embed(x, provide_patch_shapes=True)
             q = np.ascontiguousarray(np.asarray(feats), dtype=np.float32)

@@ -1,8 +1,8 @@
 """Revisiting Reverse Distillation / RD++ (Tien et al., CVPR 2023) behind the adapter contract.
 
-Two sources with one config: ``native`` (adapters.revdist.engine_native, building blocks in
-adapters.revdist.native, written from the paper) and ``upstream`` (adapters.revdist.upstream,
-drives vendor/revdist unmodified). Both get the same images (resized to ``image_size``,
+Two sources with one config: ``native`` (adapters.revdist.native, training the networks of
+adapters.revdist.networks, written from the paper) and ``upstream`` (adapters.revdist.upstream,
+drives the upstream checkout unmodified). Both get the same images (resized to ``image_size``,
 ImageNet normalisation) and the same teacher weights (``backbone``, ``pretrained`` /
 ``weights_path``, ``seed``; with ``pretrained: false`` the random teacher's batch-norm
 statistics are estimated on the training images, adapters.common.bn_calibration).
@@ -22,24 +22,19 @@ to the evaluation size; image score = the maximum of the smoothed map (as upstre
 
 extract_features: the three per-scale ``1 - cos`` maps at the finest teacher scale, stacked,
 ``[N, 3, H / 4, W / 4]`` (name "cosine_distance").
+
+``progress: true`` (not a registry parameter) shows a progress bar over the epochs.
 """
 
 from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from adapters.base import Resources
 from adapters.common.engine import EngineAdapter
 
 
 class RevDist(EngineAdapter):
-    name = "revdist"
-    uses_weights_resolver = True
-    native_engine = "adapters.revdist.engine_native:NativeRevDist"
-    upstream_engine = "adapters.revdist.upstream:UpstreamRevDist"
-    feature_name = "cosine_distance"
-    default_resources = Resources(cpu=2, gpu=1, memory_gb=16)
-    sources = ("upstream", "native")
+    #: registry.yaml's params of this method, key for key (tests/test_registry_defaults.py)
     default_config: ClassVar[dict[str, Any]] = {
         "backbone": "wide_resnet50_2",
         "pretrained": True,
@@ -52,6 +47,7 @@ class RevDist(EngineAdapter):
         "weight_proj": 0.2,
         "accumulation_steps": 2,
         "smoothing_sigma": 4.0,
-        "progress": False,
         "seed": 0,
     }
+    name = "revdist"
+    feature_name = "cosine_distance"

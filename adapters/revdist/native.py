@@ -1,214 +1,163 @@
-"""Native Reverse Distillation++ (Tien et al., CVPR 2023), written from the paper.
+"""RevDist, native source: the engine training the networks of adapters.revdist.networks.
 
-A frozen teacher CNN gives three feature maps (``layer1..3``). Multi-scale projection layers
-(four 3x3 convs with instance norm and leaky ReLU per scale) map teacher features to a compact
-space; the one-class bottleneck embedding (OCBE) strides the three projected maps down to the
-coarsest one, fuses them and applies a residual block with stride 2; the student decoder
-mirrors the teacher with transposed-conv upsampling blocks back to the three scales.
-
-Losses: distillation = sum over scales of ``1 - cos`` between flattened teacher and student
-maps; projection loss = (SSOT + 0.01 * reconstruction + 0.1 * contrast) / 1.11 with SSOT a
-debiased Sinkhorn divergence between softmaxed projected features of a batch and a shuffled
-copy, reconstruction = ``1 - cos`` between projections of noisy and clean features, contrast =
-cosine embedding loss (margin 0.5) pushing noisy teacher features away from clean projections.
+fit: for a fixed number of ``epochs`` (no selection on test data), each batch of normal
+images and a noisy copy (one smooth noise patch per image, ``networks.noise_patches``) go
+through the frozen teacher (``backbone`` layers 1-3); the projection layers, the one-class
+bottleneck and the student decoder are trained with ``distill + weight_proj * projection``
+losses; two Adam optimisers (projection: ``proj_lr``; bottleneck + decoder: ``distill_lr``;
+betas (0.5, 0.999)) stepped when ``(i + 1) % accumulation_steps == 0`` with ``i`` the batch
+index within the epoch, as upstream's main.py: an epoch's odd last batch adds its gradients to
+the next epoch's first step; after the last epoch, pending gradients get one more step.
+``pretrained: false``: the random teacher's batch-norm statistics are estimated on the
+training images first (adapters.common.bn_calibration).
 """
 
 from __future__ import annotations
-
-import math
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from tqdm.auto import tqdm
+
+from adapters.common import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    LayerFeatures,
+    config_backbone,
+    gaussian_blur,
+    seed_everything,
+)
+from adapters.common.bn_calibration import calibrate_batchnorm
+from adapters.common.engine import NetworkEngine
+from adapters.revdist import networks
+from orchestrator.data.types import SampleSet
+
+LAYERS = ["layer1", "layer2", "layer3"]
 
 
-def _conv_block(ci: int, co: int, stride: int = 1) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv2d(ci, co, 3, stride=stride, padding=1, bias=False),
-        nn.BatchNorm2d(co),
-        nn.ReLU(inplace=True),
-    )
+class NativeRevDist(NetworkEngine):
+    """The native engine behind ``adapters.revdist.RevDist`` (modules built by fit/set_state)."""
 
+    def __init__(self, config: dict, device: torch.device):
+        super().__init__(config, device)
+        self.loss_history_: list[float] = []
 
-class Projection(nn.Module):
-    """C -> C/2 -> C/4 -> C/2 -> C, 3x3 convs, instance norm, leaky ReLU."""
+    def build(self) -> None:
+        seed = int(self.config["seed"])
+        self.teacher = LayerFeatures(config_backbone(self.config), LAYERS).to(self.device)
+        with torch.no_grad():
+            probe = self.teacher(torch.zeros(1, 3, 64, 64, device=self.device))
+        channels = [int(f.shape[1]) for f in probe]
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            self.proj = networks.MultiProjection(channels).to(self.device)
+            self.bottleneck = networks.OCBE(channels).to(self.device)
+            self.decoder = networks.StudentDecoder(channels).to(self.device)
 
-    def __init__(self, c: int):
-        super().__init__()
-        dims = [c, c // 2, c // 4, c // 2, c]
-        layers: list[nn.Module] = []
-        for a, b in zip(dims[:-1], dims[1:], strict=True):
-            layers += [nn.Conv2d(a, b, 3, padding=1), nn.InstanceNorm2d(b), nn.LeakyReLU()]
-        self.net = nn.Sequential(*layers)
+    def _student(self, feats: list[torch.Tensor]) -> list[torch.Tensor]:
+        return self.decoder(self.bottleneck(self.proj(feats)), [f.shape[-2:] for f in feats])
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
+    def _normalise(self, images: np.ndarray) -> torch.Tensor:
+        x = torch.from_numpy(images).permute(0, 3, 1, 2).float().to(self.device)
+        mean = torch.tensor(IMAGENET_MEAN, device=x.device).view(1, 3, 1, 1)
+        std = torch.tensor(IMAGENET_STD, device=x.device).view(1, 3, 1, 1)
+        return (x - mean) / std
 
-
-class MultiProjection(nn.Module):
-    def __init__(self, channels: list[int]):
-        super().__init__()
-        self.proj = nn.ModuleList(Projection(c) for c in channels)
-
-    def forward(self, feats: list[torch.Tensor]) -> list[torch.Tensor]:
-        return [p(f) for p, f in zip(self.proj, feats, strict=True)]
-
-
-class Residual(nn.Module):
-    def __init__(self, ci: int, co: int, stride: int):
-        super().__init__()
-        self.body = nn.Sequential(
-            _conv_block(ci, co, stride),
-            nn.Conv2d(co, co, 3, padding=1, bias=False),
-            nn.BatchNorm2d(co),
+    def fit(self, train: SampleSet) -> None:
+        cfg, seed = self.config, int(self.config["seed"])
+        seed_everything(seed)
+        self.build()
+        bs = int(cfg["batch_size"])
+        if not cfg.get("pretrained"):
+            calibrate_batchnorm(self.teacher, self.batches(train))
+        images = train.load_images(self.size).astype(np.float32) / 255.0
+        rng = np.random.default_rng(seed)
+        gen = torch.Generator().manual_seed(seed)
+        opt_proj = torch.optim.Adam(
+            self.proj.parameters(), lr=float(cfg["proj_lr"]), betas=(0.5, 0.999)
         )
-        self.skip = nn.Sequential(
-            nn.Conv2d(ci, co, 1, stride=stride, bias=False), nn.BatchNorm2d(co)
+        opt_dist = torch.optim.Adam(
+            list(self.decoder.parameters()) + list(self.bottleneck.parameters()),
+            lr=float(cfg["distill_lr"]),
+            betas=(0.5, 0.999),
         )
+        acc = int(cfg["accumulation_steps"])
+        wp = float(cfg["weight_proj"])
+        self.loss_history_ = []
+        pending = False
+        for _ in tqdm(range(int(cfg["epochs"])), desc="revdist", disable=not cfg.get("progress")):
+            for m in (self.proj, self.bottleneck, self.decoder):
+                m.train()
+            order = rng.permutation(len(images))
+            starts = list(range(0, len(order), bs))
+            losses = []
+            for i, s in enumerate(starts):
+                idx = order[s : s + bs]
+                clean = self._normalise(images[idx])
+                noisy = self._normalise(networks.noise_patches(images[idx], rng))
+                t_clean, t_noisy = self.teacher(clean), self.teacher(noisy)
+                p_noisy, p_clean = self.proj(t_noisy), self.proj(t_clean)
+                l_proj = networks.projection_loss(t_noisy, p_noisy, p_clean, gen)
+                student = self.decoder(self.bottleneck(p_clean), [f.shape[-2:] for f in t_clean])
+                loss = networks.distill_loss(t_clean, student) + wp * l_proj
+                loss.backward()
+                pending = True
+                if (i + 1) % acc == 0:
+                    pending = self._step(opt_proj, opt_dist)
+                losses.append(float(loss.detach()))
+            self.loss_history_.append(float(np.mean(losses)))
+        if pending:  # the last odd batches' gradients (and tiny sets with fewer than acc batches)
+            self._step(opt_proj, opt_dist)
+        self._eval_mode()
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.relu(self.body(x) + self.skip(x))
+    @staticmethod
+    def _step(*optimisers: torch.optim.Optimizer) -> bool:
+        for opt in optimisers:
+            opt.step()
+            opt.zero_grad()
+        return False
 
+    def _eval_mode(self) -> None:
+        for m in (self.teacher, self.proj, self.bottleneck, self.decoder):
+            m.eval()
 
-class OCBE(nn.Module):
-    """One-class bottleneck: three scales -> one ``[N, 2 * C3, h/2, w/2]`` embedding."""
+    @torch.no_grad()
+    def _pairs(self, data: SampleSet):  # noqa: ANN202
+        self._eval_mode()
+        for x in self.batches(data):
+            t = self.teacher(x)
+            yield t, self._student(t)
 
-    def __init__(self, channels: list[int]):
-        super().__init__()
-        c1, c2, c3 = channels
-        self.down1 = nn.Sequential(_conv_block(c1, c2, 2), _conv_block(c2, c3, 2))
-        self.down2 = _conv_block(c2, c3, 2)
-        self.fuse = Residual(3 * c3, 2 * c3, stride=2)
+    def predict(self, test: SampleSet) -> tuple[np.ndarray, torch.Tensor]:
+        """Image scores and maps at ``image_size`` (sum of ``1 - cos``, smoothed; max)."""
+        scores, maps = [], []
+        sigma = float(self.config["smoothing_sigma"])
+        for t, s in self._pairs(test):
+            m = gaussian_blur(networks.anomaly_map(t, s, self.size), sigma)
+            scores.append(m.flatten(1).max(dim=1).values.cpu())
+            maps.append(m.cpu())
+        return torch.cat(scores).double().numpy(), torch.cat(maps)
 
-    def forward(self, feats: list[torch.Tensor]) -> torch.Tensor:
-        f1, f2, f3 = feats
-        a, b = self.down1(f1), self.down2(f2)
-        size = f3.shape[-2:]
-        a, b = F.interpolate(a, size=size), F.interpolate(b, size=size)  # odd sizes
-        return self.fuse(torch.cat([a, b, f3], dim=1))
+    def features(self, images: SampleSet) -> np.ndarray:
+        """The three per-scale ``1 - cos`` maps at the finest teacher scale, ``[N, 3, h, w]``."""
+        out = []
+        for t, s in self._pairs(images):
+            size = t[0].shape[-2:]
+            per = [
+                F.interpolate(
+                    (1 - F.cosine_similarity(a, b, dim=1))[:, None],
+                    size=size,
+                    mode="bilinear",
+                    align_corners=True,
+                )
+                for a, b in zip(t, s, strict=True)
+            ]
+            out.append(torch.cat(per, dim=1).cpu())
+        return torch.cat(out).numpy()
 
+    def trained(self) -> dict[str, nn.Module]:
+        return {"proj": self.proj, "bottleneck": self.bottleneck, "decoder": self.decoder}
 
-class Up(nn.Module):
-    def __init__(self, ci: int, co: int):
-        super().__init__()
-        self.up = nn.Sequential(
-            nn.ConvTranspose2d(ci, co, 2, stride=2, bias=False), nn.BatchNorm2d(co), nn.ReLU(True)
-        )
-        self.refine = Residual(co, co, stride=1)
-
-    def forward(self, x: torch.Tensor, size: torch.Size) -> torch.Tensor:
-        y = self.up(x)
-        if y.shape[-2:] != size:
-            y = F.interpolate(y, size=tuple(size), mode="bilinear", align_corners=False)
-        return self.refine(y)
-
-
-class StudentDecoder(nn.Module):
-    """Embedding -> student maps at the teacher's three scales (fine to coarse order)."""
-
-    def __init__(self, channels: list[int]):
-        super().__init__()
-        c1, c2, c3 = channels
-        self.up3 = Up(2 * c3, c3)
-        self.up2 = Up(c3, c2)
-        self.up1 = Up(c2, c1)
-
-    def forward(self, z: torch.Tensor, sizes: list[torch.Size]) -> list[torch.Tensor]:
-        d3 = self.up3(z, sizes[2])
-        d2 = self.up2(d3, sizes[1])
-        d1 = self.up1(d2, sizes[0])
-        return [d1, d2, d3]
-
-
-def distill_loss(teacher: list[torch.Tensor], student: list[torch.Tensor]) -> torch.Tensor:
-    """Sum over scales of the mean ``1 - cos`` of per-image flattened maps."""
-    return sum(
-        (1 - F.cosine_similarity(t.flatten(1), s.flatten(1), dim=1)).mean()
-        for t, s in zip(teacher, student, strict=True)
-    )
-
-
-def sinkhorn_divergence(
-    x: torch.Tensor,
-    y: torch.Tensor,
-    blur: float = 0.05,
-    scaling: float = 0.95,
-    max_steps: int = 200,
-) -> torch.Tensor:
-    """Debiased entropic OT between uniform point clouds ``x [n, d]``, ``y [m, d]``.
-
-    Cost ``|x - y|^2 / 2``; log-domain Sinkhorn with epsilon annealed from the cloud's
-    diameter squared down to ``blur ** 2`` by ``scaling`` per step.
-    """
-
-    def ot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        cost = torch.cdist(a, b) ** 2 / 2
-        n, m = cost.shape
-        log_a = torch.full((n,), -math.log(n), device=a.device, dtype=a.dtype)
-        log_b = torch.full((m,), -math.log(m), device=a.device, dtype=a.dtype)
-        diam = float(cost.detach().max().clamp_min(blur**2))
-        eps_list = [diam]
-        while eps_list[-1] > blur**2 and len(eps_list) < max_steps:
-            eps_list.append(max(eps_list[-1] * scaling**2, blur**2))
-        f = torch.zeros(n, device=a.device, dtype=a.dtype)
-        g = torch.zeros(m, device=a.device, dtype=a.dtype)
-        for eps in eps_list:
-            f = -eps * torch.logsumexp(log_b[None] + (g[None] - cost) / eps, dim=1)
-            g = -eps * torch.logsumexp(log_a[:, None] + (f[:, None] - cost) / eps, dim=0)
-        return f.mean() + g.mean()
-
-    return ot(x, y) - 0.5 * ot(x, x) - 0.5 * ot(y, y)
-
-
-def projection_loss(
-    noisy_teacher: list[torch.Tensor],
-    proj_noisy: list[torch.Tensor],
-    proj_clean: list[torch.Tensor],
-    generator: torch.Generator,
-) -> torch.Tensor:
-    """(SSOT + 0.01 * reconstruction + 0.1 * contrast) / 1.11, summed over scales."""
-    n = proj_clean[0].shape[0]
-    shuffle = torch.randperm(n, generator=generator)
-    ssot = recon = contrast = 0.0
-    for t_noisy, p_noisy, p_clean in zip(noisy_teacher, proj_noisy, proj_clean, strict=True):
-        flat = p_clean.flatten(1)
-        ssot = ssot + sinkhorn_divergence(flat.softmax(-1), flat[shuffle].softmax(-1))
-        recon = recon + (1 - F.cosine_similarity(p_noisy, p_clean, dim=1)).mean()
-        cos = F.cosine_similarity(t_noisy.flatten(1), flat, dim=1)
-        contrast = contrast + (cos - 0.5).clamp_min(0).mean()
-    return (ssot + 0.01 * recon + 0.1 * contrast) / 1.11
-
-
-def noise_patches(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Add one smooth noise patch per image (float ``[N, H, W, 3]`` in [0, 1]).
-
-    The paper uses simplex noise; here: low-resolution Gaussian noise bilinearly upsampled,
-    scaled to [-1, 1], times 0.2, in a random rectangle of side ``[10, size / 8)``.
-    """
-    out = images.copy()
-    n, h, w, _ = images.shape
-    for i in range(n):
-        ph = int(rng.integers(min(10, h // 8 - 1), max(h // 8, 11)))
-        pw = int(rng.integers(min(10, w // 8 - 1), max(w // 8, 11)))
-        ph, pw = max(1, min(ph, h - 2)), max(1, min(pw, w - 2))
-        y0 = int(rng.integers(1, h - ph))
-        x0 = int(rng.integers(1, w - pw))
-        low = torch.from_numpy(rng.standard_normal((1, 3, 4, 4)).astype(np.float32))
-        patch = F.interpolate(low, size=(ph, pw), mode="bilinear", align_corners=False)[0]
-        patch = patch / patch.abs().max().clamp_min(1e-6)
-        out[i, y0 : y0 + ph, x0 : x0 + pw] += 0.2 * patch.permute(1, 2, 0).numpy()
-    return out
-
-
-def anomaly_map(
-    teacher: list[torch.Tensor], student: list[torch.Tensor], size: tuple[int, int]
-) -> torch.Tensor:
-    """Sum over scales of per-pixel ``1 - cos``, bilinear (align_corners) to ``size``."""
-    total = None
-    for t, s in zip(teacher, student, strict=True):
-        m = (1 - F.cosine_similarity(t, s, dim=1))[:, None]
-        m = F.interpolate(m, size=size, mode="bilinear", align_corners=True)[:, 0]
-        total = m if total is None else total + m
-    assert total is not None
-    return total
+    def frozen(self) -> dict[str, nn.Module]:
+        return {"teacher": self.teacher}

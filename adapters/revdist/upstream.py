@@ -67,8 +67,9 @@ from scipy.ndimage import gaussian_filter
 from torch import nn
 from tqdm.auto import tqdm
 
-from adapters.common import as_size, batches, build_backbone, seed_everything, upstream_modules
+from adapters.common import config_backbone, seed_everything, upstream_modules
 from adapters.common.bn_calibration import calibrate_batchnorm
+from adapters.common.engine import NetworkEngine
 from orchestrator.data.types import SampleSet
 from orchestrator.errors import UserError
 from orchestrator.paths import cache_dir
@@ -146,32 +147,31 @@ def patch_size_range(size: int) -> tuple[int, int]:
     return min(10, size // 8 - 1), max(size // 8, 11)
 
 
-class UpstreamRevDist:
+class UpstreamRevDist(NetworkEngine):
     """The upstream engine behind ``adapters.revdist.RevDist`` (modules built by fit/set_state)."""
 
     def __init__(self, config: dict, device: torch.device, checkout: Path):
-        self.config = c = config
-        self.device = device
+        super().__init__(config, device, checkout)
+        c = config
         if c["backbone"] not in ARCHS:
             raise UserError(
                 f"revdist upstream: backbone {c['backbone']!r} not supported "
                 f"(upstream pairs encoder and decoder for: {', '.join(ARCHS)})"
             )
-        h, w = as_size(c["image_size"])
+        h, w = self.size
         if h != w or h % 32:
             raise UserError(
                 f"revdist upstream: image_size must be square and a multiple of 32, got {(h, w)}"
             )
-        self.size = h
         self.up = load_upstream(checkout)
         self.transform = self.up["dataset.dataset"].get_data_transforms(h, h)[0]
         self.loss_history_: list[float] = []
 
-    def _build(self) -> None:
+    def build(self) -> None:
         c, seed = self.config, int(self.config["seed"])
         res, de_res = self.up["model.resnet"], self.up["model.de_resnet"]
         enc_name, dec_name = ARCHS[c["backbone"]]
-        weights = build_backbone(c["backbone"], bool(c["pretrained"]), c.get("weights_path"), seed)
+        weights = config_backbone(c)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             encoder, bn = getattr(res, enc_name)(pretrained=False)
@@ -207,18 +207,19 @@ class UpstreamRevDist:
         )
         return img + patch
 
-    def _batches(self, data: SampleSet) -> Iterator[torch.Tensor]:
+    def _transformed(self, data: SampleSet) -> Iterator[torch.Tensor]:
+        """``data``'s images in batches, through upstream's transform."""
         bs = int(self.config["batch_size"])
         for s in range(0, len(data), bs):
-            yield self._tensor(data[s : s + bs].load_images((self.size, self.size)) / 255.0)
+            yield self._tensor(data[s : s + bs].load_images(self.size) / 255.0)
 
     def fit(self, train: SampleSet) -> None:
         c = self.config
         seed_everything(int(c["seed"]))
-        self._build()
+        self.build()
         bs, acc, wp = int(c["batch_size"]), int(c["accumulation_steps"]), float(c["weight_proj"])
         if not c.get("pretrained"):  # as the native teacher (same inputs: adapters.common)
-            calibrate_batchnorm(self.encoder, batches(train, (self.size,) * 2, bs, self.device))
+            calibrate_batchnorm(self.encoder, self.batches(train))
         n_batches = -(-len(train) // bs)
         if n_batches < acc:
             warnings.warn(
@@ -237,7 +238,7 @@ class UpstreamRevDist:
             lr=float(c["distill_lr"]),
             betas=(0.5, 0.999),
         )
-        images = train.load_images((self.size, self.size))
+        images = train.load_images(self.size)
         self.loss_history_ = []
         for _ in tqdm(range(int(c["epochs"])), desc="revdist", disable=not c.get("progress")):
             self.bn.train()
@@ -275,7 +276,7 @@ class UpstreamRevDist:
     def _pairs(self, data: SampleSet) -> Iterator[tuple[list[torch.Tensor], list[torch.Tensor]]]:
         """Per image: teacher features and student outputs, each ``[1, C, h, w]`` per scale."""
         self._eval_mode()
-        for x in self._batches(data):
+        for x in self._transformed(data):
             inputs = self.encoder(x)
             outputs = self.decoder(self.bn(self.proj(inputs)))
             for i in range(len(x)):
@@ -286,7 +287,7 @@ class UpstreamRevDist:
         sigma = float(self.config["smoothing_sigma"])
         scores, maps = [], []
         for inputs, outputs in self._pairs(test):
-            amap, _ = cal_anomaly_map(inputs, outputs, self.size, amap_mode="a")
+            amap, _ = cal_anomaly_map(inputs, outputs, self.size[0], amap_mode="a")
             amap = gaussian_filter(amap, sigma=sigma)
             scores.append(float(np.max(amap)))
             maps.append(amap.astype(np.float32))
@@ -300,22 +301,8 @@ class UpstreamRevDist:
             out.append(np.stack(per_scale).astype(np.float32))
         return np.stack(out)
 
-    def _modules(self) -> dict[str, nn.Module]:
+    def trained(self) -> dict[str, nn.Module]:
         return {"proj": self.proj, "bn": self.bn, "decoder": self.decoder}
 
-    def state(self) -> dict[str, dict]:
-        state = {k: m.state_dict() for k, m in self._modules().items()}
-        state["encoder_bn"] = {
-            k: v
-            for k, v in self.encoder.state_dict().items()
-            if "running" in k or "num_batches" in k
-        }
-        return state
-
-    def set_state(self, state: dict[str, dict]) -> None:
-        self._build()
-        state = dict(state)
-        self.encoder.load_state_dict(state.pop("encoder_bn"), strict=False)
-        for k, sd in state.items():
-            self._modules()[k].load_state_dict(sd)
-        self._eval_mode()
+    def frozen(self) -> dict[str, nn.Module]:
+        return {"encoder": self.encoder}

@@ -21,8 +21,8 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from adapters.common import as_size, batches, gaussian_blur, upsample
-from adapters.patchcore.native import build_embedder
+from adapters.common import build_embedder, gaussian_blur, upsample
+from adapters.common.engine import NetworkEngine
 from orchestrator.data.types import SampleSet
 
 
@@ -52,28 +52,34 @@ def discriminator(dim: int, n_layers: int = 2, hidden: int | None = None) -> nn.
     return net
 
 
-class NativeSimpleNet:
+class NativeSimpleNet(NetworkEngine):
     """The native engine behind ``adapters.simplenet.SimpleNet``."""
 
     def __init__(self, config: dict, device: torch.device):
-        self.config = c = config
-        self.device = device
+        super().__init__(config, device)
         self.embedder = build_embedder(config, device)
-        dim = int(c["target_embed_dimension"])
+        self.build()
+        self.steps = 0  # optimiser steps taken by the last fit
+
+    def build(self) -> None:
+        """A fresh feature adaptor and discriminator, initialised from ``seed``."""
+        c, dim = self.config, int(self.config["target_embed_dimension"])
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(c["seed"]))
-            self.adapter = feature_adapter(dim, int(c["pre_proj"])).to(device)
-            self.disc = discriminator(dim, int(c["dsc_layers"]), c.get("dsc_hidden")).to(device)
-        self.steps = 0  # optimiser steps taken by the last fit
+            self.adapter = feature_adapter(dim, int(c["pre_proj"])).to(self.device)
+            disc = discriminator(dim, int(c["dsc_layers"]), c.get("dsc_hidden"))
+        self.disc = disc.to(self.device)
+
+    def trained(self) -> dict[str, nn.Module]:
+        return {"adapter": self.adapter, "discriminator": self.disc}
 
     def patch_features(self, data: SampleSet) -> torch.Tensor:
         """``[N, h, w, D]`` frozen patch features (on the engine's device)."""
-        size = as_size(self.config["image_size"])
-        bs = int(self.config["batch_size"])
-        return torch.cat([self.embedder(x) for x in batches(data, size, bs, self.device)])
+        return torch.cat([self.embedder(x) for x in self.batches(data)])
 
     def fit(self, train: SampleSet) -> None:
         c = self.config
+        self.build()  # a second fit starts afresh, as the first
         feats = self.patch_features(train)
         n, d = len(feats), feats.shape[-1]
         gen = torch.Generator(device="cpu").manual_seed(int(c["seed"]))
@@ -116,18 +122,9 @@ class NativeSimpleNet:
         n, h, w, d = z.shape
         patch = -self.disc(z.reshape(-1, d)).reshape(n, h, w).cpu()
         scores = patch.reshape(n, -1).max(dim=1).values.double().numpy()
-        maps = upsample(patch, as_size(self.config["image_size"]))
+        maps = upsample(patch, self.size)
         return scores, gaussian_blur(maps, float(self.config.get("smoothing_sigma", 4)))
 
     def features(self, images: SampleSet) -> np.ndarray:
         """Adapted patch features ``[N, D, h, w]``."""
         return self._adapted(images).permute(0, 3, 1, 2).cpu().numpy()
-
-    def state(self) -> dict[str, dict]:
-        return {"adapter": self.adapter.state_dict(), "discriminator": self.disc.state_dict()}
-
-    def set_state(self, state: dict[str, dict]) -> None:
-        self.adapter.load_state_dict(state["adapter"])
-        self.disc.load_state_dict(state["discriminator"])
-        self.adapter.eval()
-        self.disc.eval()

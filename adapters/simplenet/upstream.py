@@ -26,8 +26,11 @@ from types import SimpleNamespace
 
 import numpy as np
 import torch
+from torch import nn
 
-from adapters.common import as_size, batches, build_backbone, seed_everything, upstream_modules
+from adapters.common import seed_everything, upstream_modules
+from adapters.common.engine import NetworkEngine
+from adapters.common.patches import upstream_embedder_args
 from orchestrator.data.types import SampleSet
 
 
@@ -43,28 +46,23 @@ class _NoLogger:
         self.g_iter += 1
 
 
-class UpstreamSimpleNet:
+class UpstreamSimpleNet(NetworkEngine):
     """The upstream engine behind ``adapters.simplenet.SimpleNet``."""
 
     def __init__(self, config: dict, device: torch.device, checkout: Path):
-        self.config = c = config
-        self.device = device
-        mod = upstream_modules(Path(checkout), ["simplenet"])["simplenet"]
-        backbone = build_backbone(
-            c["backbone"], bool(c["pretrained"]), c.get("weights_path"), int(c["seed"])
-        )
-        backbone.name, backbone.seed = c["backbone"], int(c["seed"])
-        h, w = as_size(c["image_size"])
+        super().__init__(config, device, checkout)
+        self.module = upstream_modules(Path(checkout), ["simplenet"])["simplenet"]
+        self.model = None  # built by fit / set_state
+
+    def build(self) -> None:
+        """A fresh upstream model with our config and backbone (its own seeded init)."""
+        c, device = self.config, self.device
+        embedder_args = upstream_embedder_args(c, device)
+        embedder_args["backbone"].seed = int(c["seed"])
         seed_everything(int(c["seed"]))
-        self.model = mod.SimpleNet(device)
+        self.model = self.module.SimpleNet(device)
         self.model.load(
-            backbone=backbone,
-            layers_to_extract_from=list(c["layers"]),
-            device=device,
-            input_shape=(3, h, w),
-            pretrain_embed_dimension=int(c["pretrain_embed_dimension"]),
-            target_embed_dimension=int(c["target_embed_dimension"]),
-            patchsize=int(c["patchsize"]),
+            **embedder_args,
             meta_epochs=int(c["meta_epochs"]),
             gan_epochs=int(c["gan_epochs"]),
             noise_std=float(c["noise_std"]),
@@ -78,24 +76,27 @@ class UpstreamSimpleNet:
         )
         self.model.logger = _NoLogger()
 
-    def _batches(self, data: SampleSet):
-        size = as_size(self.config["image_size"])
-        return batches(data, size, int(self.config["batch_size"]), self.device)
+    def trained(self) -> dict[str, nn.Module]:
+        trained = {"discriminator": self.model.discriminator}
+        if int(self.config["pre_proj"]) > 0:
+            trained["adapter"] = self.model.pre_projection
+        return trained
 
     def fit(self, train: SampleSet) -> None:
+        self.build()  # a second fit starts afresh, as the first
         seed = int(self.config["seed"])
         seed_everything(seed)
         rng = np.random.default_rng(seed)
         for _ in range(int(self.config["meta_epochs"])):
             order = train.subset(rng.permutation(len(train)).tolist())
-            self.model._train_discriminator([{"image": x} for x in self._batches(order)])
+            self.model._train_discriminator([{"image": x} for x in self.batches(order)])
         self.model.discriminator.eval()
         if int(self.config["pre_proj"]) > 0:
             self.model.pre_projection.eval()
 
     def predict(self, test: SampleSet) -> tuple[np.ndarray, torch.Tensor]:
         scores, maps = [], []
-        for x in self._batches(test):
+        for x in self.batches(test):
             s, m, _ = self.model._predict(x)
             scores.extend(float(v) for v in np.asarray(s).reshape(-1))
             maps.extend(np.asarray(v, dtype=np.float32) for v in m)
@@ -105,7 +106,7 @@ class UpstreamSimpleNet:
     def features(self, images: SampleSet) -> np.ndarray:
         out = []
         self.model.discriminator.eval()
-        for x in self._batches(images):
+        for x in self.batches(images):
             feats, shapes = self.model._embed(x, evaluation=True)
             if int(self.config["pre_proj"]) > 0:
                 self.model.pre_projection.eval()
@@ -113,16 +114,3 @@ class UpstreamSimpleNet:
             h, w = shapes[0]
             out.append(feats.reshape(len(x), h, w, -1).permute(0, 3, 1, 2).cpu().numpy())
         return np.concatenate(out)
-
-    def state(self) -> dict[str, dict]:
-        state = {"discriminator": self.model.discriminator.state_dict()}
-        if int(self.config["pre_proj"]) > 0:
-            state["adapter"] = self.model.pre_projection.state_dict()
-        return state
-
-    def set_state(self, state: dict[str, dict]) -> None:
-        self.model.discriminator.load_state_dict(state["discriminator"])
-        self.model.discriminator.eval()
-        if "adapter" in state:
-            self.model.pre_projection.load_state_dict(state["adapter"])
-            self.model.pre_projection.eval()

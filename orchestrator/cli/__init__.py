@@ -13,7 +13,7 @@ import importlib
 import signal
 import sys
 
-from orchestrator import __version__
+from orchestrator import __version__, interrupts
 from orchestrator.errors import Aborted, UserError
 
 #: Subcommands in the order ``--help`` lists them.
@@ -25,6 +25,7 @@ COMMANDS = (
     "datasets",
     "evaluate",
     "parity",
+    "check",
     "choose",
     "report",
     "weights",
@@ -73,15 +74,25 @@ _terminated: list[int] = []
 
 def _terminate(signum, frame):
     _terminated.append(signum)
+    interrupts.received.append(signum)
     raise Terminated()
+
+
+def _interrupt(signum, frame):
+    """Ctrl-C as Python's own handler, recorded (orchestrator.interrupts)."""
+    interrupts.received.append(signum)
+    raise KeyboardInterrupt()
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    previous = None
+    previous = previous_int = None
+    interrupts.received.clear()
     try:
         previous = signal.signal(signal.SIGTERM, _terminate)
+        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            previous_int = signal.signal(signal.SIGINT, _interrupt)
     except ValueError:  # not the main thread: leave signals alone
         pass
     try:
@@ -95,11 +106,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt as exc:
         term = isinstance(exc, Terminated) or bool(_terminated)
         _terminated.clear()
+        interrupts.received.clear()
         print("terminated" if term else "interrupted", file=sys.stderr)
         return 143 if term else 130
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+        if previous_int is not None:
+            signal.signal(signal.SIGINT, previous_int)
 
 
 if __name__ == "__main__":

@@ -1,25 +1,24 @@
-"""``orchestrate choose``: pick one parameter's value on validation data (never test data)."""
+"""Choose a parameter's value on validation data (synthetic anomalies).
+
+Fit METHOD once per candidate value on each category's training images and score it on the
+category's validation set: its validation/good images (or a held-out share of train/good)
+plus synthetic cut-paste and Perlin-patch anomalies (orchestrator.data.validation). Prints
+the validation metrics per value and the value with the best mean. The test set is never
+read.
+
+``orchestrate choose``: pick one parameter's value on validation data (never test data).
+"""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from orchestrator.cli.common import add_dataset_args, add_sets_arg
+from orchestrator.cli.common import add_dataset_args, add_sets_arg, command
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "choose",
-        help="choose a parameter's value on validation data (synthetic anomalies)",
-        description=(
-            "Fit METHOD once per candidate value on each category's training images and "
-            "score it on the category's validation set: its validation/good images (or a "
-            "held-out share of train/good) plus synthetic cut-paste and Perlin-patch "
-            "anomalies (orchestrator.data.validation). Prints the validation metrics per "
-            "value and the value with the best mean. The test set is never read."
-        ),
-    )
+    p = command(sub, "choose", __doc__)
     p.add_argument("method", help="a registered method, or `ensemble` (the feature-level network)")
     p.add_argument(
         "--members",
@@ -77,9 +76,9 @@ def run(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from orchestrator.data import load_dataset
+    from orchestrator.preflight import parse_sets
     from orchestrator.registry import load_registry
     from orchestrator.selection import choose_on_validation
-    from orchestrator.survey import parse_sets
 
     registry = load_registry(args.registry)
     values = parse_values(args.values)

@@ -4,6 +4,18 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
+
+
+def command(sub: argparse._SubParsersAction, name: str, doc: str) -> argparse.ArgumentParser:
+    """The subcommand ``name``, documented by its module's docstring ``doc``: the first
+    paragraph is the one-line help, the second the description of ``--help``; any further
+    paragraphs are notes for developers."""
+    paragraphs = [" ".join(p.split()) for p in doc.strip().split("\n\n")]
+    help_ = paragraphs[0].rstrip(".")
+    help_ = help_[0].lower() + help_[1:]
+    description = paragraphs[1] if len(paragraphs) > 1 else None
+    return sub.add_parser(name, help=help_, description=description)
 
 
 def csv_list(text: str) -> list[str]:
@@ -50,8 +62,28 @@ def add_dataset_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--categories", type=csv_list, default=None, help="comma-separated subset")
 
 
+def add_job_args(
+    p: argparse.ArgumentParser,
+    kind: str,
+    retries: int,
+    sets_help: str,
+    sets_metavar: str = "METHOD.KEY=VALUE",
+) -> None:
+    """Every option of a trial job (orchestrator.jobs.JobOptions): the dataset, ``--set``,
+    ``--seeds``, ``--resume`` and the run options; ``kind``: survey or ensemble."""
+    add_dataset_args(p)
+    add_sets_arg(p, sets_help, metavar=sets_metavar)
+    add_seeds_arg(p)
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help=f"continue the latest {kind} run of the experiment, skipping finished trials",
+    )
+    add_run_args(p, experiment=kind, retries=retries)
+
+
 def add_run_args(p: argparse.ArgumentParser, experiment: str, retries: int) -> None:
-    """Source, tracking, scheduling, profile and registry options."""
+    """Source, tracking, scheduling, profile and registry options (orchestrator.jobs)."""
     p.add_argument(
         "--source",
         choices=("auto", "upstream", "native"),
@@ -66,6 +98,13 @@ def add_run_args(p: argparse.ArgumentParser, experiment: str, retries: int) -> N
         "seconds (default 10)",
     )
     p.add_argument("--experiment", default=experiment, help="MLflow experiment name")
+    p.add_argument(
+        "--artifact-root",
+        default=None,
+        metavar="DIR_OR_URI",
+        help="where a new experiment keeps its artifacts (default: mlartifacts/ beside a "
+        "sqlite store; a server's own setting otherwise)",
+    )
     p.add_argument(
         "--ray-address",
         default=None,
@@ -111,3 +150,73 @@ def add_run_args(p: argparse.ArgumentParser, experiment: str, retries: int) -> N
         help="skip the dataset check before the trials (`orchestrate datasets check`), for "
         "data known to be good",
     )
+    p.add_argument(
+        "--device",
+        choices=("auto", "cpu", "cuda"),
+        default="auto",
+        help="where trials that ask for a GPU run (default: the GPU when the cluster has one)",
+    )
+    add_allow_dirty_arg(p)
+    p.add_argument(
+        "--in-process",
+        action="store_true",
+        help="run the trials one by one in this process without Ray (debugging)",
+    )
+
+
+def add_method_args(p: argparse.ArgumentParser, example: str) -> None:
+    """What a command on one method takes (check, parity): the registry, profile, ``--set
+    KEY=VALUE`` into ``args.sets``, the device and ``--allow-dirty``."""
+    p.add_argument("--registry", type=Path, default=None, help="a user registry file merged in")
+    p.add_argument("--profile", default="quick", help="registry profile: quick (default) or paper")
+    p.add_argument(
+        "--set",
+        dest="sets",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help=f"override a parameter (YAML value), repeatable, e.g. --set {example}",
+    )
+    p.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    add_allow_dirty_arg(p)
+
+
+def add_allow_dirty_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--allow-dirty",
+        action="store_true",
+        help="with --source upstream: run a checkout that is modified or off its pin "
+        "(results tagged vendor_dirty=true)",
+    )
+
+
+#: The orchestrator.jobs.JobOptions fields the options above (and the dataset's) fill.
+JOB_FIELDS = (
+    "dataset",
+    "dataset_root",
+    "categories",
+    "source",
+    "sets",
+    "tracking_uri",
+    "experiment",
+    "ray_address",
+    "num_cpus",
+    "max_concurrent",
+    "profile",
+    "registry",
+    "retries",
+    "output_dir",
+    "resume",
+    "seeds",
+    "validate",
+    "trial_timeout",
+    "device",
+    "in_process",
+    "allow_dirty",
+    "artifact_root",
+)
+
+
+def job_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The JobOptions keyword arguments from parsed arguments."""
+    return {k: getattr(args, k) for k in JOB_FIELDS}

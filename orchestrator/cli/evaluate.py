@@ -1,4 +1,14 @@
-"""``orchestrate evaluate``: a drop-in for MVTec LOCO's official evaluation script."""
+"""Evaluate anomaly maps laid out as the official MVTec LOCO script expects.
+
+Reads MAPS/<category>/test/<split>/<image_id>.tiff (or .tif / .npy): one real-valued map per
+test image, at the image's size, higher = more anomalous. Computes image AUROC (logical /
+structural / mean, image score = max of the map), pixel AUROC, AU-PRO and AU-sPRO at FPR
+0.01 / 0.05 / 0.1 / 0.3 / 1.0 with exact curves (the official script samples ~1,000
+thresholds), prints a table and writes metrics.json with the official script's structure.
+Works for MVTec LOCO AD, custom LOCO-format and MVTec AD categories (no sPRO there).
+
+``orchestrate evaluate``: a drop-in for MVTec LOCO's official evaluation script.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from orchestrator.cli.common import command
 from orchestrator.errors import UserError
 
 MAP_SUFFIXES = (".tiff", ".tif", ".npy")
@@ -16,19 +27,7 @@ SPLITS = (("logical", "logical_anomalies"), ("structural", "structural_anomalies
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "evaluate",
-        help="evaluate anomaly maps laid out as the official MVTec LOCO script expects",
-        description=(
-            "Reads MAPS/<category>/test/<split>/<image_id>.tiff (or .tif / .npy): one "
-            "real-valued map per test image, at the image's size, higher = more anomalous. "
-            "Computes image AUROC (logical / structural / mean, image score = max of the map), "
-            "pixel AUROC, AU-PRO and AU-sPRO at FPR 0.01 / 0.05 / 0.1 / 0.3 / 1.0 with exact "
-            "curves (the official script samples ~1,000 thresholds), prints a table and writes "
-            "metrics.json with the official script's structure. Works for MVTec LOCO AD, "
-            "custom LOCO-format and MVTec AD categories (no sPRO there)."
-        ),
-    )
+    p = command(sub, "evaluate", __doc__)
     p.add_argument(
         "--dataset-root",
         type=Path,

@@ -1,4 +1,11 @@
-"""``orchestrate parity``: the upstream and native sources of a method on the same data.
+"""Compare a method's upstream and native sources on the same data and weights.
+
+Fits the vendored upstream code and the native implementation of METHOD with the same config
+and backbone weights on one category, then prints image AUROC, pixel AUROC, timings, the
+AUROC differences and the correlation of image scores. Needs the checkout (orchestrate
+vendor sync METHOD).
+
+``orchestrate parity``: the upstream and native sources of a method on the same data.
 
 Both sources are built from the same registry entry, profile and overrides (so the same
 backbone weights: same name, ``pretrained``/``weights_path`` and ``seed``), fitted on the same
@@ -18,40 +25,26 @@ import argparse
 import time
 from typing import Any
 
+from orchestrator.cli.common import add_method_args, command
 from orchestrator.errors import UserError
 
-METHODS = ("patchcore", "simplenet", "draem", "csflow", "revdist")
 #: The AUROCs a parity goal applies to (the registry entry's ``parity``: ParityGoal).
 GOAL_KEYS = ("image_auroc", "pixel_auroc")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "parity",
-        help="compare a method's upstream and native sources on the same data and weights",
-        description=(
-            "Fits the vendored upstream code and the native implementation of METHOD with the "
-            "same config and backbone weights on one category, then prints image AUROC, pixel "
-            "AUROC, timings, the AUROC differences and the correlation of image scores. Needs "
-            "the checkout (orchestrate vendor sync METHOD)."
-        ),
+    p = command(sub, "parity", __doc__)
+    p.add_argument(
+        "method",
+        help="a method with an upstream and a native source and a parity goal in its "
+        "registry entry (`orchestrate methods`)",
     )
-    p.add_argument("method", choices=METHODS, help="method to compare")
     p.add_argument(
         "--dataset", default="synthetic", help="synthetic (default), loco, mvtec or a folder"
     )
     p.add_argument("--dataset-root", default=None, help="root folder of loco/mvtec/custom data")
     p.add_argument("--category", default="flat_connector", help="category (default flat_connector)")
-    p.add_argument("--profile", default="quick", help="registry profile: quick (default) or paper")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a parameter (YAML value), repeatable, e.g. --set coreset_percentage=0.25",
-    )
-    p.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    add_method_args(p, "coreset_percentage=0.25")
     p.add_argument(
         "--max-train", type=int, default=None, help="use only the first N training images"
     )
@@ -100,6 +93,8 @@ def compare(
     device: str = "cpu",
     max_train: int | None = None,
     seeds: int | None = None,
+    registry_path: str | None = None,
+    allow_dirty: bool = False,
 ) -> dict[str, Any]:
     """Fit both sources on ``category``: metrics per source (the native ones averaged over
     its seeds), the native spread, the differences, the score correlation and the goal."""
@@ -107,17 +102,34 @@ def compare(
 
     from orchestrator.registry import load_registry
 
-    registry = load_registry()
+    registry = load_registry(registry_path)
     entry = registry.get(method)
+    if not entry.available:
+        raise UserError(
+            f"method {method!r} is not available ({entry.import_error or entry.status})"
+        )
+    sources = set(entry.adapter_class().sources)
+    if not {"upstream", "native"} <= sources:
+        raise UserError(
+            f"{method}: parity compares an upstream and a native source; its adapter has "
+            f"{', '.join(sorted(sources))}"
+        )
     if entry.parity is None:
-        raise UserError(f"{method}: its registry entry has no parity goal")
+        raise UserError(f"{method}: its registry entry has no parity goal (`parity:`)")
     n_seeds = int(seeds or entry.parity.seeds)
     train, test = category.split("train"), category.split("test")
     if max_train:
         train = train[:max_train]
     base = int(entry.resolved_config(profile, overrides).get("seed", 0))
     out: dict[str, Any] = {"method": method, "category": category.name, "seeds": n_seeds}
-    up = registry.build(method, overrides, device=device, source="upstream", profile=profile)
+    up = registry.build(
+        method,
+        overrides,
+        device=device,
+        source="upstream",
+        profile=profile,
+        allow_dirty=allow_dirty,
+    )
     out["upstream"], up_scores = _fit_eval(up, train, test)
     out["upstream_commit"] = up.upstream_commit
     runs, nat_scores = [], None
@@ -157,10 +169,18 @@ def goal_met(goal, res: dict[str, Any]) -> tuple[bool, dict[str, float]]:
 def run(args: argparse.Namespace) -> int:
     from orchestrator.data import load_dataset
 
-    overrides = parse_overrides(args.overrides)
+    overrides = parse_overrides(args.sets)
     cats = load_dataset(args.dataset, args.dataset_root, [args.category])
     res = compare(
-        args.method, cats[0], overrides, args.profile, args.device, args.max_train, args.seeds
+        args.method,
+        cats[0],
+        overrides,
+        args.profile,
+        args.device,
+        args.max_train,
+        args.seeds,
+        registry_path=args.registry,
+        allow_dirty=args.allow_dirty,
     )
     print(format_result(res, args.profile, overrides))
     return 0 if res["ok"] else 1

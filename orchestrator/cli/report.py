@@ -1,23 +1,22 @@
-"""``orchestrate report``: a survey's tables and figures, re-created from MLflow alone."""
+"""Re-create a survey's summary tables and heat-map from MLflow.
+
+Reads the survey run of an MLflow experiment (the latest, or --run-id) and its trial runs,
+writes the summary tables (CSV, Markdown, LaTeX) and the heat-map, and prints the table.
+
+``orchestrate report``: a survey's tables and figures, re-created from MLflow alone.
+"""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
+from orchestrator.cli.common import command
 from orchestrator.errors import UserError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "report",
-        help="re-create a survey's summary tables and heat-map from MLflow",
-        description=(
-            "Reads the survey run of an MLflow experiment (the latest, or --run-id) and its "
-            "trial runs, writes the summary tables (CSV, Markdown, LaTeX) and the heat-map, "
-            "and prints the table."
-        ),
-    )
+    p = command(sub, "report", __doc__)
     p.add_argument("--experiment", default="survey", help="MLflow experiment name")
     p.add_argument(
         "--tracking-uri", default=None, help="MLflow store (default sqlite:///mlflow.db)"

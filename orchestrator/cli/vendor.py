@@ -20,6 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--registry", type=Path, default=None)
     s.set_defaults(func=_sync)
     st = vsub.add_parser("status", help="present / at pin / clean / HEAD per method")
+    st.add_argument("names", nargs="*", help="methods to show (default: all with a repository)")
     st.add_argument("--registry", type=Path, default=None)
     st.set_defaults(func=_status)
 
@@ -47,6 +48,9 @@ def _status(args: argparse.Namespace) -> int:
     print(f"{'method':12s} {'present':8s} {'at pin':7s} {'clean':6s} {'HEAD':13s} note")
     bad = 0
     for e in _entries(args):
+        if not e.repo:
+            print(f"{e.name:12s} {'-':8s} {'-':7s} {'-':6s} {'-':13s} no upstream repository")
+            continue
         st = checkout_state_at(e.checkout_dir, e.commit)
         bad += not st.usable
         print(

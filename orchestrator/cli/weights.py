@@ -1,22 +1,23 @@
-"""``orchestrate weights``: which backbone weights the methods use, where they are, and
-importing a weights file for an air-gapped site."""
+"""Backbone ImageNet weights: list what the methods use, import a file.
+
+Backbone weights are found in this order: the config's weights_path, the torch hub cache
+($TORCH_HOME/hub/checkpoints, torchvision's file names, hash-checked), weights an installed
+package ships (EfficientNet-Lite0), torchvision's download.
+
+``orchestrate weights``: which backbone weights the methods use, where they are, and
+importing a weights file for an air-gapped site.
+"""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
+from orchestrator.cli.common import command
+
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "weights",
-        help="backbone ImageNet weights: list what the methods use, import a file",
-        description=(
-            "Backbone weights are found in this order: the config's weights_path, the torch "
-            "hub cache ($TORCH_HOME/hub/checkpoints, torchvision's file names, hash-checked), "
-            "weights an installed package ships (EfficientNet-Lite0), torchvision's download."
-        ),
-    )
+    p = command(sub, "weights", __doc__)
     wsub = p.add_subparsers(dest="weights_command", metavar="ACTION", required=True)
     lp = wsub.add_parser("list", help="every backbone a registry entry or profile uses")
     lp.add_argument("--registry", type=Path, default=None, help="a user registry merged in")

@@ -96,6 +96,20 @@ def load_category(category_dir: str | Path, fmt: str = "auto") -> Category:
     return category
 
 
+def assemble(category_dir: Path, name: str, fmt: str, test: list[Sample], defects) -> Category:
+    """A category of ``fmt`` from its test samples: train/ and validation/ hold good images
+    in every format."""
+    return Category(
+        name=name,
+        root=category_dir,
+        format=fmt,
+        train=good_samples(category_dir, "train"),
+        validation=good_samples(category_dir, "validation"),
+        test=test,
+        defects=defects,
+    )
+
+
 def good_samples(category_dir: Path, split: str) -> list[Sample]:
     """The images of ``<category>/<split>/good`` as good samples."""
     return [
@@ -115,12 +129,4 @@ def _load_loco(category_dir: Path) -> Category:
             if label != "good":
                 masks = tuple(list_images(category_dir / "ground_truth" / subset / p.stem))
             test.append(Sample(p, p.stem, "test", subset, label, masks, name))
-    return Category(
-        name=name,
-        root=category_dir,
-        format="loco",
-        train=good_samples(category_dir, "train"),
-        validation=good_samples(category_dir, "validation"),
-        test=test,
-        defects=defects,
-    )
+    return assemble(category_dir, name, "loco", test, defects)

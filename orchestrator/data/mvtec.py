@@ -23,7 +23,7 @@ def mvtec_mask_path(category_dir: Path, defect_type: str, image_id: str) -> Path
 def load_mvtec(category_dir: Path) -> Category:
     """Load one MVTec AD category folder (no validation split: ``validation`` is empty
     unless a ``validation/good`` folder exists)."""
-    from orchestrator.data.loco import good_samples, list_images
+    from orchestrator.data.loco import assemble, list_images
 
     name = category_dir.name
     test: list[Sample] = []
@@ -37,12 +37,4 @@ def load_mvtec(category_dir: Path) -> Category:
             mask = mvtec_mask_path(category_dir, subset, p.stem)
             masks = (mask,) if mask.exists() else ()
             test.append(Sample(p, p.stem, "test", subset, "anomaly", masks, name))
-    return Category(
-        name=name,
-        root=category_dir,
-        format="mvtec",
-        train=good_samples(category_dir, "train"),
-        validation=good_samples(category_dir, "validation"),
-        test=test,
-        defects={},
-    )
+    return assemble(category_dir, name, "mvtec", test, {})

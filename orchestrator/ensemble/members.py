@@ -225,24 +225,22 @@ def member_fit_trial(spec: Mapping[str, Any]) -> dict[str, Any]:
     from adapters.common import seed_everything
     from orchestrator.data import load_category
     from orchestrator.data.validation import protocol_train
-    from orchestrator.registry import import_adapter, run_tags
+    from orchestrator.jobs.plan import adapter_from_spec, trial_tags
     from orchestrator.tracking.trials import open_trial_run
 
     key = spec["key"]
     if is_cached(key):
         return {"key": key, "fitted": False}
     tags = {**spec["tags"], MEMBER_KEY_TAG: key, "orchestrator.role": "member_fit"}
-    name = f"fit {spec['method']}/{spec['category']}"
     with (
-        open_trial_run(spec, name, tags) as run,
+        open_trial_run(
+            spec, spec.get("run_name") or f"fit {spec['method']}/{spec['category']}", tags
+        ) as run,
         tempfile.TemporaryDirectory() as tmp,
     ):
         run.log_params(spec["config"])
-        cls = import_adapter(spec["adapter"], spec.get("adapter_dir"))
-        adapter = cls(spec["config"], device=spec["device"], source=spec["source"])
-        adapter.upstream_commit = spec["upstream_commit"] or None
-        adapter.checkout = spec.get("checkout")
-        run.set_tags(run_tags(adapter))
+        adapter = adapter_from_spec(spec)
+        run.set_tags(trial_tags(adapter, spec))
         # the validation protocol's training images (train/good less any hold-out)
         train, _ = protocol_train(load_category(Path(spec["category_dir"])))
         seed_everything(int(adapter.config.get("seed", 0)))

@@ -9,64 +9,42 @@ members and compares, on the same test images, the members alone, the output-lev
 
 from __future__ import annotations
 
-import contextlib
 import itertools
-import os
 import sys
 import tempfile
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-import numpy as np
-
+from orchestrator.ensemble.comparison import (
+    Finished,
+    combo_name,
+    comparison_markdown,
+    comparison_rows,
+    member_rows,
+    rows_from_run,
+    write_comparison,
+)
 from orchestrator.errors import UserError
+from orchestrator.jobs.options import JobOptions, JobResult
 
 COMBINATIONS = ("all", "pairs", "given")
-CALIBRATORS = ("bounded_sigmoid", "platt")
 
 
 @dataclass
-class EnsembleOptions:
-    members: list[str]
+class EnsembleOptions(JobOptions):
+    members: list[str] = field(default_factory=list)
     combinations: str = "given"
-    dataset: str = "synthetic"
-    dataset_root: Path | None = None
-    categories: list[str] | None = None
     fusion: str = "ift"
     components: int | None = None
-    sets: list[str] = field(default_factory=list)  # "ensemble.key=v" or "member.key=v"
-    source: str = "auto"
-    tracking_uri: str | None = None
     experiment: str = "ensemble"
-    ray_address: str | None = None
-    num_cpus: int | None = None
-    max_concurrent: int | None = None
-    profile: str | None = None
-    registry: Path | None = None
     retries: int = 0
-    output_dir: Path | None = None
-    in_process: bool = False  # run the trials one by one in this process, without Ray
-    resume: bool = False  # continue the latest ensemble run, skipping finished trials
-    seeds: list[int] | None = None  # one trial per seed (members and network alike)
-    validate: bool = True  # run the dataset validator before Ray starts
-    trial_timeout: float | None = None  # seconds a trial may run
 
 
 @dataclass
-class EnsembleResult:
-    rows: list[dict[str, Any]]
-    parent_run_id: str
-    experiment_id: str
-    tracking_uri: str
-    fits: int  # members actually fitted (cache misses)
-    failed: int
-
-    @property
-    def exit_code(self) -> int:
-        return 1 if self.failed else 0
+class EnsembleResult(JobResult):
+    fits: int = 0  # members actually fitted (cache misses)
 
 
 def combinations(members: Sequence[str], mode: str) -> list[tuple[str, ...]]:
@@ -81,111 +59,22 @@ def combinations(members: Sequence[str], mode: str) -> list[tuple[str, ...]]:
     raise UserError(f"--combinations must be one of {', '.join(COMBINATIONS)}, got {mode!r}")
 
 
-def combo_name(combo: Sequence[str]) -> str:
-    return "+".join(combo)
-
-
-def _calibration(
-    probs: Mapping[str, np.ndarray], y: np.ndarray, prefix: str = ""
-) -> dict[str, float]:
-    """ECE, Brier, NLL on the test images of each calibrator's probabilities (calibrators
-    fitted on the validation set: ``Scores.calibrated``)."""
-    from orchestrator.calibration import brier, ece, nll
-
-    out = {}
-    for kind, p in probs.items():
-        out |= {
-            f"{prefix}{kind}.ece": ece(p, y),
-            f"{prefix}{kind}.brier": brier(p, y),
-            f"{prefix}{kind}.nll": nll(p, y),
-        }
-    return out
-
-
-@dataclass
-class Approach:
-    """One row of the comparison: a member, an output-level ensemble or the network."""
-
-    name: str
-    kind: str  # member | output | feature
-    prefix: str  # of its metrics in the trial's MLflow run
-    preds: Any  # adapters.base.Predictions of the test images
-    probs: np.ndarray  # test image probabilities (calibrated on the validation set)
-
-
-@dataclass
-class Scores:
-    approaches: list[Approach]
-    net: Any  # the fitted FeatureEnsemble
-    fit_s: float
-    calibrated: dict[str, np.ndarray]  # calibrator kind -> the network's test probabilities
-
-
-def score_ensemble(
-    members: Sequence[Any],
-    names: Sequence[str],
-    config: Mapping[str, Any],
-    train,
-    validation,
-    test,
-    device: str = "cpu",
-) -> Scores:
-    """Score the test images with each member, the output-level ensembles and the feature
-    network fitted on ``train``. Calibrators, CAWPE weights and map normalisation are fitted
-    on ``validation`` (orchestrator.data.validation); no test label or mask is read here."""
-    from adapters.common import seed_everything
-    from orchestrator.calibration import fit_calibrator
-    from orchestrator.ensemble.adapter import FeatureEnsemble
-    from orchestrator.ensemble.baselines import output_ensembles
-
-    cname = combo_name(names)
-    yv = validation.is_anomalous
-    out: list[Approach] = []
-    member_preds, member_val = [], []
-    for name, member in zip(names, members, strict=True):
-        preds, val = member.predict(test), member.predict(validation)
-        member_preds.append(preds)
-        member_val.append(val)
-        probs = fit_calibrator("bounded_sigmoid", val.image_scores, yv).predict(preds.image_scores)
-        out.append(Approach(name, "member", f"member.{name}", preds, probs))
-    for label, preds in output_ensembles(member_preds, member_val, yv).items():
-        out.append(
-            Approach(f"{label}[{cname}]", "output", f"output_{label}", preds, preds.image_scores)
-        )
-    seed_everything(int(config.get("seed", 0)))
-    net = FeatureEnsemble({**config, "members": list(names)}, device=device)
-    net.use_members(list(members))
-    t0 = time.perf_counter()
-    net.fit(train)
-    fit_s = time.perf_counter() - t0
-    preds, val = net.predict(test), net.predict(validation)
-    calibrated = {
-        kind: fit_calibrator(kind, val.image_scores, yv).predict(preds.image_scores)
-        for kind in CALIBRATORS
-    }
-    out.append(
-        Approach(f"feature[{cname}]", "feature", "feature", preds, calibrated["bounded_sigmoid"])
-    )
-    return Scores(out, net, fit_s, calibrated)
-
-
 def ensemble_trial(spec: Mapping[str, Any]) -> dict[str, Any]:
     """One (combination, category) trial; returns ``{"run_id", "rows": [...]}``."""
-    if spec.get("cache"):
-        os.environ["ORCHESTRATOR_CACHE"] = spec["cache"]
     from orchestrator.calibration import brier, ece, nll
     from orchestrator.data import load_category
     from orchestrator.data.validation import protocol_sets
     from orchestrator.ensemble.members import load_member
+    from orchestrator.ensemble.scoring import calibration_metrics, score_ensemble
+    from orchestrator.jobs.plan import enter_worker
     from orchestrator.metrics import evaluate
-    from orchestrator.survey import write_trial_artifacts
+    from orchestrator.reports.trial import reliability_png, write_trial_artifacts
     from orchestrator.tracking.trials import open_trial_run
 
+    enter_worker(spec)
     combo = list(spec["combo"])
     cname = combo_name(combo)
-    name = f"{cname}/{spec['category']}" + (
-        f"/seed{spec['seed']}" if spec.get("seed") is not None else ""
-    )
+    name = spec["run_name"]
     with (
         open_trial_run(spec, name) as run,
         tempfile.TemporaryDirectory() as tmp,
@@ -232,7 +121,7 @@ def ensemble_trial(spec: Mapping[str, Any]) -> dict[str, Any]:
         preds, probs = feature.preds, feature.probs
         feat = {k.split(".", 1)[1]: v for k, v in metrics.items() if k.startswith("feature.")}
         metrics |= feat  # the trial's own (unprefixed) metrics: the feature-level network
-        metrics |= _calibration(scores.calibrated, y, "calibration.")
+        metrics |= calibration_metrics(scores.calibrated, y, "calibration.")
         metrics |= {
             "fit_seconds": scores.fit_s,
             "components": float(sum(net.transform_.shares)),
@@ -240,7 +129,10 @@ def ensemble_trial(spec: Mapping[str, Any]) -> dict[str, Any]:
         }
         out = Path(tmp)
         write_trial_artifacts(out, test, preds, probs, f"feature[{cname}]/{spec['category']}")
-        _platt_figure(out, scores.calibrated["platt"], y, name)
+        # the network's Platt probabilities (fitted on validation)
+        reliability_png(
+            out / "reliability_platt.png", scores.calibrated["platt"], y, f"{name} (Platt)"
+        )
         net.save(out / "model")  # the fitted network with its members: FeatureEnsemble.load
         (out / "shares.txt").write_text(
             " ".join(f"{m}:{k}" for m, k in zip(combo, net.transform_.shares, strict=False))
@@ -250,422 +142,241 @@ def ensemble_trial(spec: Mapping[str, Any]) -> dict[str, Any]:
         return {"run_id": run.run_id, "rows": rows}
 
 
-def _platt_figure(out: Path, probs: np.ndarray, y: np.ndarray, title: str) -> None:
-    """Reliability diagram of the network's Platt probabilities (fitted on validation)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from orchestrator.calibration import reliability_figure
-
-    fig = reliability_figure(probs, y, title=f"{title} (Platt)")
-    fig.savefig(out / "reliability_platt.png", dpi=100)
-    plt.close(fig)
-
-
 def _member_trial(spec: Mapping[str, Any]) -> dict[str, Any]:
-    if spec.get("cache"):
-        os.environ["ORCHESTRATOR_CACHE"] = spec["cache"]
     from orchestrator.ensemble.members import member_fit_trial
+    from orchestrator.jobs.plan import enter_worker
 
+    enter_worker(spec)
     return member_fit_trial(spec)
 
 
-def _run_in_process(specs, trainable, *args, **kwargs):
-    """``run_trials`` without Ray: the trials one after another here (debugging, tests)."""
-    from orchestrator.scheduling import TrialOutcome
-
-    out = []
-    for i, spec in enumerate(specs):
-        try:
-            out.append(TrialOutcome(i, spec, "done", result=dict(trainable(spec))))
-        except Exception as exc:  # noqa: BLE001 - reported like a failed Ray trial
-            out.append(TrialOutcome(i, spec, "failed", error=f"{type(exc).__name__}: {exc}"))
-    return out
-
-
-def run_ensemble(opts: EnsembleOptions, out: TextIO | None = None) -> EnsembleResult:
-    """Fit (or load) the members, run every (combination, category) trial, log the table."""
+def check_options(opts: EnsembleOptions) -> list[tuple[str, ...]]:
+    """The ensemble's own options; the combinations they give."""
     from orchestrator import preflight
-    from orchestrator.data import fingerprint, load_dataset
-    from orchestrator.ensemble.adapter import FeatureEnsemble
-    from orchestrator.ensemble.members import member_key
-    from orchestrator.paths import cache_dir
-    from orchestrator.profiles import choose_device, choose_profile
-    from orchestrator.registry import load_registry
-    from orchestrator.scheduling import ray_session, run_trials
-    from orchestrator.scheduling.ray_session import ray_target
-    from orchestrator.survey import parse_sets
-    from orchestrator.tracking import (
-        finished_trials,
-        get_experiment_id,
-        project_commit,
-        resolve_tracking_uri,
-        start_parent_run,
-        trial_key,
-    )
-    from orchestrator.tracking.store import check_tracking_server
-    from orchestrator.tracking.trials import store_identity
-    from orchestrator.vendor import resolve_source
 
-    out = out or sys.stdout
-    say = lambda msg: print(msg, file=out, flush=True)  # noqa: E731
     preflight.run_options(opts)
-    members = list(dict.fromkeys(opts.members))
-    if not members:
+    if not opts.members:
         raise UserError("--members needs at least one method")
-    if opts.in_process and opts.trial_timeout is not None:
-        raise UserError("--trial-timeout needs Ray (it does not apply with --in-process)")
     if opts.fusion not in ("ift", "global"):
         raise UserError(f"--fusion must be ift or global, got {opts.fusion!r}")
-    combos = combinations(members, opts.combinations)
-    if not combos or any(len(c) < 1 for c in combos):
-        raise UserError(f"--combinations {opts.combinations}: no combination of {members}")
-    registry_path = str(Path(opts.registry).resolve()) if opts.registry else None
-    registry = load_registry(registry_path)
-    for m in members:
-        entry = registry.get(m)
-        if not entry.available:
-            raise UserError(f"method {m!r} is not available ({entry.import_error or entry.status})")
-        if "features" not in entry.capabilities:
-            raise UserError(f"method {m!r} does not provide features; it cannot be a member")
-    overrides = parse_sets(opts.sets, [*members, "ensemble"])
-    # the registry's ensemble settings (chosen on validation data: registry.yaml) over the
-    # class defaults, then the command line's
-    ens_config = dict(FeatureEnsemble.default_config) | registry.ensemble_params
-    ens_config.pop("members")
-    unknown = sorted(set(overrides.get("ensemble", {})) - set(ens_config))
+    if opts.components is not None and opts.components < 1:
+        raise UserError("--components must be >= 1")
+    combos = combinations(opts.members, opts.combinations)
+    if not combos:
+        raise UserError(f"--combinations {opts.combinations}: no combination of {opts.members}")
+    return combos
+
+
+def network_config(opts: EnsembleOptions, prep) -> dict[str, Any]:
+    """The feature network's settings: the class defaults, the registry's ``ensemble``
+    params (chosen on validation data: registry.yaml), the options, then ``--set ensemble.*``."""
+    from orchestrator.ensemble.adapter import FeatureEnsemble
+
+    config = dict(FeatureEnsemble.default_config) | prep.registry.ensemble_params
+    config.pop("members")
+    sets = prep.overrides.get("ensemble", {})
+    unknown = sorted(set(sets) - set(config))
     if unknown:
         raise UserError(
             f"ensemble: unknown parameter(s) {', '.join(unknown)} "
-            f"(known: {', '.join(sorted(ens_config))})"
+            f"(known: {', '.join(sorted(config))})"
         )
-    ens_config |= {"fusion": opts.fusion, "components": opts.components}
-    ens_config |= overrides.get("ensemble", {})
-    preflight.overrides(registry, members, overrides)
-    categories = load_dataset(opts.dataset, opts.dataset_root, opts.categories)
-    preflight.has_images(categories)
-    if opts.validate:
-        preflight.validate_categories(categories, progress=sys.stderr.isatty())
-    uri = resolve_tracking_uri(opts.tracking_uri)
-    check_tracking_server(uri)
-    address = None if opts.in_process else ray_target(opts.ray_address, opts.num_cpus)
-    cache = str(cache_dir())
-
-    if opts.in_process:
-        session, run_trials = contextlib.nullcontext({"CPU": 1.0}), _run_in_process
-    else:
-        session = ray_session(address, opts.num_cpus)
-    with session as cluster:
-        gpus = float(cluster.get("GPU", 0.0))
-        profile, note = choose_profile(opts.profile, gpus)
-        device = choose_device("auto", gpus)
-        say(note)
-        commit = project_commit()
-        exp_id = get_experiment_id(uri, opts.experiment)
-        parent_id, reused = start_parent_run(
-            uri,
-            exp_id,
-            {
-                "mlflow.runName": f"ensemble {opts.dataset} ({profile})",
-                "profile": profile,
-                "dataset": opts.dataset,
-                "members": ",".join(members),
-                "seeds": ",".join(map(str, opts.seeds)) if opts.seeds else "",
-                "combinations": opts.combinations,
-                "fusion": opts.fusion,
-                "categories": ",".join(c.name for c in categories),
-                "project_commit": commit,
-            },
-            kind="ensemble",
-            resume=opts.resume,
-        )
-        common = {
-            "tracking_uri": uri,
-            "store_id": store_identity(uri),
-            "experiment_id": exp_id,
-            "parent_run_id": parent_id,
-            "registry": registry_path,
-            "cache": cache,
-            "device": device,
-            "profile": profile,
-        }
-        fps = {c.name: fingerprint(c) for c in categories}
-        m_specs, m_res, m_names, keys = [], [], [], {}
-        seeds: list[int | None] = list(opts.seeds) if opts.seeds else [None]
-        for m in members:
-            entry = registry.get(m)
-            source, state = resolve_source(entry, entry.adapter_class(), opts.source)
-            up = (state.head if state else entry.commit) if source == "upstream" else ""
-            base = entry.resolved_config(profile, overrides.get(m))
-            entry.adapter_class().weights_tags(base, source, verify=True)  # stop here if bad
-            for c, seed in itertools.product(categories, seeds):
-                config = dict(base) if seed is None else {**base, "seed": int(seed)}
-                key = member_key(m, c.name, config, fps[c.name], source, up)
-                keys[(m, c.name, seed)] = key
-                m_specs.append(
-                    {
-                        **common,
-                        "method": m,
-                        "category": c.name,
-                        "key": key,
-                        "category_dir": str(Path(c.root).resolve()),
-                        "config": config,
-                        "adapter": entry.adapter,
-                        "adapter_dir": str(entry.search_dir) if entry.search_dir else None,
-                        "source": source,
-                        "upstream_commit": up,
-                        "checkout": str(entry.checkout_dir),
-                        "device": "cpu" if not gpus else device,
-                        "seed": seed,
-                        "tags": {
-                            "method": m,
-                            "category": c.name,
-                            "profile": profile,
-                            "seed": str(config.get("seed", "")),
-                            "dataset_fingerprint": fps[c.name],
-                            "project_commit": commit,
-                        },
-                    }
-                )
-                m_res.append(
-                    {"cpu": entry.resources.cpu, "gpu": entry.resources.gpu if gpus else 0}
-                )
-                m_names.append(f"fit {m}/{c.name}" + (f"/seed{seed}" if seed is not None else ""))
-        say(f"mlflow: {uri} experiment {opts.experiment!r}, parent run {parent_id}")
-        say(f"members: {len(m_specs)} member fit(s) (cached ones are loaded, not refitted)")
-        m_out = run_trials(
-            m_specs,
-            _member_trial,
-            m_res,
-            max_concurrent=opts.max_concurrent,
-            retries=opts.retries,
-            names=m_names,
-            label="members",
-            trial_timeout=opts.trial_timeout,
-        )
-        fits = sum(bool(o.ok and o.result and o.result.get("fitted")) for o in m_out)
-        failed_members = {
-            (o.spec["method"], o.spec["category"], o.spec["seed"]): o.error
-            for o in m_out
-            if not o.ok
-        }
-        specs, names = [], []
-        done = finished_trials(uri, exp_id, parent_id) if reused else {}
-        resumed: list = []
-        for combo in combos:
-            for c, seed in itertools.product(categories, seeds):
-                if any((m, c.name, seed) in failed_members for m in combo):
-                    continue
-                member_keys = {m: keys[(m, c.name, seed)] for m in combo}
-                config = dict(ens_config) if seed is None else {**ens_config, "seed": int(seed)}
-                key = trial_key(
-                    combo=list(combo), category=c.name, config=config, members=member_keys
-                )
-                if key in done:
-                    resumed.append(done[key])
-                    continue
-                specs.append(
-                    {
-                        **common,
-                        "combo": list(combo),
-                        "category": c.name,
-                        "category_dir": str(Path(c.root).resolve()),
-                        "member_keys": member_keys,
-                        # a member artifact is accepted only for the registry's own class
-                        "member_adapters": {m: registry.get(m).adapter for m in combo},
-                        "member_adapter_dirs": {
-                            m: str(registry.get(m).search_dir)
-                            if registry.get(m).search_dir
-                            else None
-                            for m in combo
-                        },
-                        "config": config,
-                        "seed": seed,
-                        "tags": {
-                            "members": combo_name(combo),
-                            "category": c.name,
-                            "profile": profile,
-                            "seed": str(config.get("seed", "")),
-                            "fusion": opts.fusion,
-                            "dataset_fingerprint": fps[c.name],
-                            "orchestrator.role": "ensemble_trial",
-                            "trial_key": key,
-                            "project_commit": commit,
-                        },
-                    }
-                )
-                names.append(
-                    f"{combo_name(combo)}/{c.name}" + (f"/seed{seed}" if seed is not None else "")
-                )
-        if opts.resume:
-            say(
-                f"resume: {len(resumed)} trial(s) already finished, running {len(specs)}"
-                if reused
-                else "resume: no earlier ensemble run in this experiment, starting a new one"
-            )
-        n_seeds = f" x {len(seeds)} seeds" if opts.seeds else ""
-        say(
-            f"ensemble: {len(combos)} combination(s) x {len(categories)} categor(y/ies)"
-            f"{n_seeds} = {len(specs) + len(resumed)} trials"
-        )
-        e_out = run_trials(
-            specs,
-            ensemble_trial,
-            {"cpu": 1.0},
-            max_concurrent=opts.max_concurrent,
-            retries=opts.retries,
-            names=names,
-            label="ensemble",
-            trial_timeout=opts.trial_timeout,
-        )
-    rows = comparison_rows([_Finished(rows_from_run(r, profile)) for r in resumed] + list(e_out))
-    failed = len(failed_members) + sum(not o.ok for o in e_out)
-    for (m, cat, seed), err in failed_members.items():
-        rows.append(
-            {
-                "method": m,
-                "kind": "member",
-                "category": cat,
-                "profile": profile,
-                "seed": seed,
-                "status": "failed",
-                "error": err,
-            }
-        )
-    _finish_parent(uri, parent_id, rows, opts.output_dir, failed, fits)
-    say("")
-    say(comparison_markdown(rows))
-    say(f"member fits: {fits} (of {len(m_specs)} member/category pairs); failed trials: {failed}")
-    return EnsembleResult(rows, parent_id, exp_id, uri, fits, failed)
+    return config | {"fusion": opts.fusion, "components": opts.components} | sets
 
 
 @dataclass
-class _Finished:
-    """A trial finished by an earlier run, shaped like a successful TrialOutcome."""
+class _Members:
+    """The member-fit grid: one spec per (member, category, seed), and their keys."""
 
-    rows: list[dict[str, Any]]
-    ok: bool = True
+    specs: list[dict[str, Any]] = field(default_factory=list)
+    resources: list[dict[str, float]] = field(default_factory=list)
+    keys: dict[tuple[str, str, int | None], str] = field(default_factory=dict)
+    wants: dict[str, dict[str, float]] = field(default_factory=dict)  # member -> resources
+    setups: list = field(default_factory=list)  # orchestrator.jobs.MethodSetup per member
 
-    @property
-    def result(self) -> dict[str, Any]:
-        return {"rows": self.rows}
+
+def _plan_members(opts: EnsembleOptions, prep, cluster, common, fps) -> _Members:
+    from orchestrator.ensemble.members import member_key
+    from orchestrator.jobs import method_spec, setup_method
+    from orchestrator.jobs.plan import trial_name, trial_resources
+
+    plan = _Members()
+    for m in prep.methods:
+        ms = setup_method(
+            prep.registry, m, opts.source, cluster.profile, prep.overrides.get(m), opts.allow_dirty
+        )
+        plan.setups.append(ms)
+        device = cluster.trial_device(ms.resources.gpu > 0)
+        plan.wants[m] = trial_resources(ms.resources, device)
+        for c, seed in itertools.product(prep.categories, opts.seeds or [None]):
+            name = trial_name(f"fit {m}", c.name, seed)
+            spec = method_spec(ms, c, fps[c.name], seed, common, device, name)
+            spec["key"] = member_key(m, c.name, spec["config"], fps[c.name], ms.source, ms.commit)
+            plan.keys[(m, c.name, seed)] = spec["key"]
+            plan.specs.append(spec)
+            plan.resources.append(plan.wants[m])
+    return plan
 
 
-def rows_from_run(run, profile: str) -> list[dict[str, Any]]:
-    """The comparison rows of a finished ensemble trial, rebuilt from its MLflow metrics."""
-    combo = run.data.tags["members"]
-    category = run.data.tags["category"]
-    seed_tag = run.data.tags.get("seed", "")
-    seed = int(seed_tag) if seed_tag.isdigit() else None
-    labels = {"feature": (f"feature[{combo}]", "feature")}
-    labels |= {f"output_{k}": (f"{k}[{combo}]", "output") for k in ("mean", "cawpe")}
-    labels |= {f"member.{m}": (m, "member") for m in combo.split("+")}
-    rows = []
-    for prefix, (approach, kind) in labels.items():
-        metrics = {
-            k[len(prefix) + 1 :]: v
-            for k, v in run.data.metrics.items()
-            if k.startswith(prefix + ".")
-        }
-        if metrics:
-            rows.append(
+def _combined(wants: Sequence[Mapping[str, float]]) -> dict[str, float]:
+    """An ensemble trial holds its members at once: the most any of them asks for."""
+    return {k: max(float(w.get(k, 0.0)) for w in wants) for k in ("cpu", "gpu", "memory_gb")}
+
+
+@dataclass
+class _Trials:
+    specs: list[dict[str, Any]] = field(default_factory=list)
+    resources: list[dict[str, float]] = field(default_factory=list)
+    resumed: list = field(default_factory=list)  # finished runs of a resumed parent
+
+
+def _plan_trials(
+    opts, prep, cluster, common, fps, combos, config, members: _Members, failed, done
+) -> _Trials:
+    from orchestrator.jobs.plan import trial_name
+    from orchestrator.tracking import trial_key
+
+    plan = _Trials()
+    for combo in combos:
+        wants = _combined([members.wants[m] for m in combo])
+        device = cluster.trial_device(wants["gpu"] > 0)
+        for c, seed in itertools.product(prep.categories, opts.seeds or [None]):
+            if any((m, c.name, seed) in failed for m in combo):
+                continue
+            member_keys = {m: members.keys[(m, c.name, seed)] for m in combo}
+            cfg = dict(config) if seed is None else {**config, "seed": int(seed)}
+            key = trial_key(combo=list(combo), category=c.name, config=cfg, members=member_keys)
+            if key in done:
+                plan.resumed.append(done[key])
+                continue
+            entries = {m: prep.registry.get(m) for m in combo}
+            plan.specs.append(
                 {
-                    "method": approach,
-                    "kind": kind,
-                    "combination": combo,
-                    "category": category,
-                    "profile": profile,
+                    **common,
+                    "combo": list(combo),
+                    "category": c.name,
+                    "category_dir": str(Path(c.root).resolve()),
+                    "member_keys": member_keys,
+                    # a member artifact is accepted only for the registry's own class
+                    "member_adapters": {m: e.adapter for m, e in entries.items()},
+                    "member_adapter_dirs": {
+                        m: str(e.search_dir) if e.search_dir else None for m, e in entries.items()
+                    },
+                    "config": cfg,
                     "seed": seed,
-                    "status": "done",
-                    **metrics,
+                    "device": device,
+                    "run_name": trial_name(combo_name(combo), c.name, seed),
+                    "tags": {
+                        "members": combo_name(combo),
+                        "category": c.name,
+                        "dataset": opts.dataset,
+                        "profile": cluster.profile,
+                        "seed": str(cfg.get("seed", "")),
+                        "fusion": opts.fusion,
+                        "device": device,
+                        "dataset_fingerprint": fps[c.name],
+                        "orchestrator.role": "ensemble_trial",
+                        "trial_key": key,
+                        "project_commit": common["project_commit"],
+                    },
                 }
             )
-    return rows
+            plan.resources.append(wants)
+    return plan
 
 
-def comparison_rows(outcomes) -> list[dict[str, Any]]:
-    """One row per (approach, category), a member's row once however many combinations."""
-    rows, seen = [], set()
-    for o in outcomes:
-        if not o.ok:
-            rows.append(
-                {
-                    "method": combo_name(o.spec["combo"]),
-                    "kind": "feature",
-                    "category": o.spec["category"],
-                    "profile": o.spec["profile"],
-                    "seed": o.spec.get("seed"),
-                    "status": "failed",
-                    "error": o.error,
-                }
+def run_ensemble(opts: EnsembleOptions, out: TextIO | None = None) -> EnsembleResult:
+    """Fit (or load) the members, run every (combination, category) trial, log the table.
+
+    The same checks, parent-run handling and fault handling as the survey
+    (:mod:`orchestrator.jobs`): Ctrl-C ends the parent KILLED, a lost store stops the job
+    with the finished trials' rows kept locally.
+    """
+    from orchestrator.data import fingerprint
+    from orchestrator.jobs import ParentRun, guarded, open_cluster, prepare
+    from orchestrator.jobs.plan import weights_notice
+    from orchestrator.tracking import project_commit
+
+    out = out or sys.stdout
+    say = lambda msg: print(msg, file=out, flush=True)  # noqa: E731
+    combos = check_options(opts)
+    prep = prepare(opts, opts.members, need="features", set_targets=("ensemble",))
+    config = network_config(opts, prep)
+    parent = ParentRun(prep.uri, prep.experiment_id, prep.store_id, "ensemble")
+    commit = project_commit()
+    fps = {c.name: fingerprint(c) for c in prep.categories}
+    e_out: list = []
+    trials = _Trials()
+    with guarded(parent, say), open_cluster(opts, prep.address, say) as cluster:
+        profile = cluster.profile
+        common = parent.begin(
+            opts,
+            prep,
+            profile,
+            commit,
+            members=",".join(prep.methods),
+            combinations=opts.combinations,
+            fusion=opts.fusion,
+        )
+        members = _plan_members(opts, prep, cluster, common, fps)
+        say(f"mlflow: {prep.uri} experiment {opts.experiment!r}, parent run {parent.run_id}")
+        for line in weights_notice(members.setups, profile):
+            say(line)
+        say(f"members: {len(members.specs)} member fit(s) (cached ones are loaded, not refitted)")
+        m_out = cluster.run(members.specs, _member_trial, members.resources, opts, "members")
+        failed = {(o.spec["method"], o.spec["category"], o.spec["seed"]) for o in m_out if not o.ok}
+        if not any(o.fatal == "store" for o in m_out):
+            trials = _plan_trials(
+                opts,
+                prep,
+                cluster,
+                common,
+                fps,
+                combos,
+                config,
+                members,
+                failed,
+                parent.finished(),
             )
-            continue
-        for r in o.result["rows"]:
-            k = (r["method"], r["category"], r.get("seed"))
-            if k not in seen:
-                seen.add(k)
-                rows.append(r)
-    return rows
+            if opts.resume:
+                say(
+                    f"resume: {len(trials.resumed)} trial(s) already finished, "
+                    f"running {len(trials.specs)}"
+                    if parent.reused
+                    else "resume: no earlier ensemble run in this experiment, starting a new one"
+                )
+            n_seeds = f" x {len(opts.seeds)} seeds" if opts.seeds else ""
+            say(
+                f"ensemble: {len(combos)} combination(s) x {len(prep.categories)} "
+                f"categor(y/ies){n_seeds} = {len(trials.specs) + len(trials.resumed)} trials"
+            )
+            e_out = cluster.run(trials.specs, ensemble_trial, trials.resources, opts, "ensemble")
+    # Ray has stopped: no worker writes any more
+    fits = sum(bool(o.ok and o.result and o.result.get("fitted")) for o in m_out)
 
+    def reported() -> list[dict[str, Any]]:
+        return comparison_rows(list(e_out)) + member_rows(m_out, profile)
 
-def comparison_markdown(
-    rows: Sequence[Mapping[str, Any]],
-    metrics: Sequence[str] = (
-        "image_auroc_mean",
-        "image_auroc",
-        "pixel_auroc",
-        "au_spro_0.05",
-        "ece",
-    ),
-) -> str:
-    """Members vs output-level vs feature-level, one line per (approach, category); over
-    several seeds a cell is ``mean ± std (n=k)``."""
-    present = [m for m in metrics if any(m in r for r in rows)]
-    head = "| approach | kind | category | " + " | ".join(present) + " |"
-    lines = [head, "|" + "---|" * (3 + len(present))]
-    order = {"member": 0, "output": 1, "feature": 2}
-    groups: dict[tuple[str, str, str], list[Mapping[str, Any]]] = {}
-    for r in rows:
-        groups.setdefault((r["category"], r.get("kind", ""), r["method"]), []).append(r)
-    for cat, kind, method in sorted(groups, key=lambda k: (k[0], order.get(k[1], 3), k[2])):
-        group = groups[(cat, kind, method)]
-        done = [r for r in group if r.get("status") == "done"]
-        several = len({r.get("seed") for r in group}) > 1
-        cells = []
-        for m in present:
-            vals = [float(r[m]) for r in done if r.get(m) is not None]
-            if not done:
-                cells.append("FAILED")
-            elif not vals:
-                cells.append("")
-            elif several:
-                sd = float(np.std(vals, ddof=1)) if len(vals) > 1 else float("nan")
-                spread = f" ± {sd:.3f}" if len(vals) > 1 else ""
-                cells.append(f"{np.mean(vals):.3f}{spread} (n={len(vals)})")
-            else:
-                cells.append(f"{vals[0]:.3f}")
-        lines.append(f"| {method} | {kind} | {cat} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    def from_store() -> list[dict[str, Any]]:
+        earlier = [Finished(rows_from_run(r, profile)) for r in trials.resumed]
+        return comparison_rows(earlier + list(e_out)) + member_rows(m_out, profile)
 
-
-def _finish_parent(
-    uri: str, parent_id: str, rows, output_dir: Path | None, failed: int, fits: int
-) -> None:
-    import shutil
-
-    from mlflow import MlflowClient
-
-    from orchestrator.reports import write_reports
-
-    client = MlflowClient(tracking_uri=uri)
-    with tempfile.TemporaryDirectory(prefix="comparison-") as tmp:
-        write_reports(rows, Path(tmp))
-        (Path(tmp) / "comparison.md").write_text(comparison_markdown(rows) + "\n")
-        client.log_artifacts(parent_id, tmp, "summary")
-        if output_dir is not None:
-            shutil.copytree(tmp, output_dir, dirs_exist_ok=True)
-    client.set_tag(parent_id, "failed_trials", str(failed))
-    client.set_tag(parent_id, "member_fits", str(fits))
-    client.set_terminated(parent_id, "FINISHED")
+    rows = parent.conclude(
+        [*m_out, *e_out],
+        rows=from_store,
+        local_rows=reported,
+        output_dir=opts.output_dir,
+        tags=lambda rows: {
+            "failed_trials": sum(r.get("status") != "done" for r in rows),
+            "member_fits": fits,
+        },
+        extra=write_comparison,
+    )
+    failed_n = sum(r.get("status") != "done" for r in rows)
+    say("")
+    say(comparison_markdown(rows))
+    say(
+        f"member fits: {fits} (of {len(members.specs)} member/category pairs); "
+        f"failed trials: {failed_n}"
+    )
+    return EnsembleResult(rows, parent.run_id, prep.experiment_id, prep.uri, failed_n, fits)

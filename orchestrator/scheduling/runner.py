@@ -204,13 +204,29 @@ def _stopper(stop_on: tuple[str, ...]):
 
 def fit_resources(wanted: Mapping[str, float], cluster: Mapping[str, float]) -> dict[str, float]:
     """Resources a trial may ask of this cluster: GPUs only when it has them (a trial asking
-    for a GPU the cluster lacks would wait forever), CPUs at most what it has."""
+    for a GPU the cluster lacks would wait forever), CPUs at most what it has, ``memory_gb``
+    as Ray's ``memory`` (bytes) at most what its largest node has (``node_memory``, else
+    ``memory``), so trials that would not fit side by side in memory run one after another."""
     cpus = float(cluster.get("CPU", 1.0))
     gpus = float(cluster.get("GPU", 0.0))
     out = {"cpu": max(min(float(wanted.get("cpu", 1.0)), cpus), 0.01)}
     gpu = float(wanted.get("gpu", 0.0))
     out["gpu"] = min(gpu, gpus) if gpus > 0 else 0.0
+    room = float(cluster.get("node_memory", cluster.get("memory", 0.0)))
+    memory = float(wanted.get("memory_gb", 0.0)) * 2**30
+    if memory > 0 and room > 0:
+        out["memory"] = float(int(min(memory, room)))
     return out
+
+
+def _largest_node_memory() -> float:
+    """Ray's ``memory`` resource of the largest alive node (bytes; 0 when unknown)."""
+    import ray
+
+    sizes = [
+        float((n.get("Resources") or {}).get("memory", 0.0)) for n in ray.nodes() if n.get("Alive")
+    ]
+    return max(sizes, default=0.0)
 
 
 def _callback(progress: Progress | None, names: list[str], retries: int):
@@ -263,9 +279,10 @@ def run_trials(
     (see :func:`orchestrator.scheduling.ray_session`).
 
     ``trainable`` must be picklable (a module-level function); its returned dict comes back in
-    ``TrialOutcome.result``. ``resources_per_spec``: one ``{"cpu", "gpu"}`` dict per spec (or
-    one for all), fitted to the cluster. A raising trial is retried ``retries`` times, then
-    reported as ``failed`` with its error; the others run on. Outcomes are in spec order.
+    ``TrialOutcome.result``. ``resources_per_spec``: one ``{"cpu", "gpu", "memory_gb"}`` dict
+    per spec (or one for all), fitted to the cluster (:func:`fit_resources`). A raising trial
+    is retried ``retries`` times, then reported as ``failed`` with its error; the others run
+    on. Outcomes are in spec order.
     ``reuse_workers``: a worker process runs several trials in turn (imports of torch and
     friends paid once per worker, not once per trial). ``trial_timeout``: seconds a trial may
     run (then it fails, not retried). Errors a retry cannot mend (:func:`fatal_kind`) are not
@@ -279,6 +296,7 @@ def run_trials(
         return []
     cluster = dict(ray.cluster_resources())
     cluster.setdefault("GPU", cluster_gpus())
+    cluster["node_memory"] = _largest_node_memory()
     if resources_per_spec is None or isinstance(resources_per_spec, Mapping):
         resources = [fit_resources(resources_per_spec or {}, cluster)] * len(specs)
     else:

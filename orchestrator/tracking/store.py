@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 from orchestrator.errors import UserError
-from orchestrator.paths import REPO_ROOT
+from orchestrator.paths import PROJECT_NAME, source_checkout
 
 #: What ``mlflow ui`` opens when started with no arguments in the same folder (mlflow >= 3:
 #: a SQLite database ``mlflow.db`` in the working directory).
@@ -89,8 +90,22 @@ def _client(uri: str):
     return MlflowClient(tracking_uri=uri)
 
 
-def get_experiment_id(uri: str, name: str, create: bool = True) -> str | None:
-    """The id of experiment ``name`` (created when missing and ``create``)."""
+def default_artifact_root(uri: str) -> str | None:
+    """Where the artifacts of an experiment created here go: beside a local database
+    (``<its folder>/mlartifacts``, as ``mlflow server`` does), so every run of one store keeps
+    its files in one place whatever folder a job was started from; None for a server (it
+    decides)."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    return (Path(uri[len("sqlite:///") :]).resolve().parent / "mlartifacts").as_uri()
+
+
+def get_experiment_id(
+    uri: str, name: str, create: bool = True, artifact_root: str | None = None
+) -> str | None:
+    """The id of experiment ``name``; created when missing and ``create``, its artifacts
+    under ``artifact_root`` (default :func:`default_artifact_root`). An existing experiment
+    keeps the artifact location it was created with."""
     client = _client(uri)
     try:
         exp = client.get_experiment_by_name(name)
@@ -102,7 +117,11 @@ def get_experiment_id(uri: str, name: str, create: bool = True) -> str | None:
         return exp.experiment_id
     if not create:
         return None
-    return client.create_experiment(name)
+    root = artifact_root or default_artifact_root(uri)
+    if root and "://" not in root:
+        root = Path(root).resolve().as_uri()
+    folder = re.sub(r"[^A-Za-z0-9._-]", "_", name)  # one folder per experiment
+    return client.create_experiment(name, artifact_location=f"{root}/{folder}" if root else None)
 
 
 def find_parent_run(uri: str, experiment_id: str, kind: str = "survey"):
@@ -131,8 +150,18 @@ def start_parent_run(
     return run.info.run_id, False
 
 
-def project_commit(root: Path = REPO_ROOT) -> str:
-    """``git rev-parse HEAD`` of the project (``unknown`` outside a git checkout)."""
+def project_commit(root: Path | None = None) -> str:
+    """``git rev-parse HEAD`` of the project's source checkout (``root``, default: the one
+    this package runs from); an installed copy is named by its version
+    (``ad-orchestrator==0.1.0``), never by a git repository it happens to sit in."""
+    root = root or source_checkout()
+    if root is None:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            return f"{PROJECT_NAME}=={version(PROJECT_NAME)}"
+        except PackageNotFoundError:
+            return "unknown"
     try:
         out = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10

@@ -175,7 +175,16 @@ class ChildRun:
 
     def fail(self, exc: BaseException) -> None:
         """FAILED with the traceback (``error.txt``) and an ``error`` tag, as far as the store
-        still takes writes: the trial's own error is what the caller sees either way."""
+        still takes writes: the trial's own error is what the caller sees either way. An
+        interrupt (Ctrl-C, SIGTERM: a trial run in the driver's process) ends it KILLED."""
+        if isinstance(exc, KeyboardInterrupt):
+            try:
+                check_store(self.uri, self.store_id)
+                self.set_tags({"error": "interrupted (Ctrl-C)"})
+                self.client.set_terminated(self.run_id, "KILLED")
+            except Exception:  # noqa: BLE001 - the driver closes what is left open
+                pass
+            return
         text = "".join(traceback.format_exception(exc))
         try:
             check_store(self.uri, self.store_id)
@@ -209,17 +218,9 @@ class ChildRun:
         return False
 
 
-def open_child_run(
-    tracking_uri: str,
-    experiment_id: str,
-    parent_run_id: str | None,
-    name: str,
-    tags: Mapping[str, str] | None = None,
-    store_id: str | None = None,
-) -> ChildRun:
-    """Open a child run under ``parent_run_id`` (see :class:`ChildRun`); ``store_id``
-    (:func:`store_identity`) guards against a local store deleted in the meantime."""
-    return ChildRun(tracking_uri, experiment_id, parent_run_id, name, tags, store_id)
+#: Open a child run under ``parent_run_id`` (see :class:`ChildRun`); ``store_id``
+#: (:func:`store_identity`) guards against a local store deleted in the meantime.
+open_child_run = ChildRun
 
 
 def open_trial_run(
