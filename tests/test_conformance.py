@@ -27,57 +27,20 @@ from adapters.pixelstats import PixelStats
 from adapters.revdist import RevDist
 from adapters.simplenet import SimpleNet
 from orchestrator.registry import BUILTIN_REGISTRY, load_registry
+from tests.test_csflow import TINY as CSFLOW_TINY
+from tests.test_draem import TINY as DRAEM_TINY
+from tests.test_patchcore import TINY as PATCHCORE_TINY
+from tests.test_revdist import TINY as REVDIST_TINY
+from tests.test_simplenet import TINY as SIMPLENET_TINY
 from tests.upstream import need_checkout
 
-# Tiny configs (random backbones): the smallest that localise the kit's bright squares
-# (anomaly-region-scores-higher); every conformance run of a built-in method is here.
-PATCHCORE = {
-    "backbone": "resnet18",
-    "pretrained": False,
-    "image_size": 64,
-    "pretrain_embed_dimension": 64,
-    "target_embed_dimension": 64,
-}
-SIMPLENET = {
-    "backbone": "resnet18",
-    "pretrained": False,
-    "image_size": [48, 64],
-    "pretrain_embed_dimension": 64,
-    "target_embed_dimension": 64,
-    "meta_epochs": 16,  # 8 are too few to localise the squares
-    "gan_epochs": 4,
-    "dsc_hidden": 64,
-    "batch_size": 4,
-}
-CSFLOW = {
-    "extractor": "efficientnet-b0",
-    "pretrained": False,
-    "image_size": 256,  # 128 gives a 4 x 4 map, too coarse to localise the squares
-    "meta_epochs": 1,
-    "sub_epochs": 1,
-    "fc_internal": 16,
-    "n_coupling_blocks": 2,
-    "kernel_sizes": [3, 5],
-    "batch_size": 16,
-}
-REVDIST = {
-    "backbone": "resnet18",
-    "pretrained": False,
-    "image_size": 64,
-    "epochs": 5,  # 1 is too few to localise the squares
-    "batch_size": 8,
-}
-DRAEM_TINY = {
-    "image_size": 32,
-    "base_width": 8,
-    "disc_base_width": 8,
-    "batch_size": 8,
-    "epochs": 2,
-    "iterations_per_epoch": 50,
-    "lr": 3e-4,
-    "score_kernel": 5,
-    "seed": 0,
-}
+# Tiny configs (random backbones): each method test file's own, changed where it takes more
+# to localise the kit's bright squares (anomaly-region-scores-higher); every conformance run
+# of a built-in method is here.
+PATCHCORE = PATCHCORE_TINY
+SIMPLENET = SIMPLENET_TINY | {"meta_epochs": 16}  # 8 are too few to localise the squares
+CSFLOW = CSFLOW_TINY | {"image_size": 256}  # 128 gives a 4 x 4 map, too coarse
+REVDIST = REVDIST_TINY | {"epochs": 5}  # 1 is too few to localise the squares
 
 NATIVE_CASES = [
     *conformance_params(PatchCore, PATCHCORE),
