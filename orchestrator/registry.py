@@ -463,8 +463,8 @@ def run_tags(adapter: Adapter) -> dict[str, str]:
         "method": adapter.name,
         "source": adapter.source,
         "upstream_commit": adapter.upstream_commit or "",
-        "vendor_clean": "n/a" if clean is None else str(bool(clean)).lower(),
-        "vendor_dirty": "true" if clean is False else "false",
+        # one tag for the checkout's state: "n/a" for a native source (no checkout)
+        "vendor_dirty": "n/a" if clean is None else str(not clean).lower(),
         **type(adapter).weights_tags(adapter.config, adapter.source),
     }
 

@@ -20,8 +20,10 @@ if TYPE_CHECKING:
     import numpy as np
 
     from adapters.base import Adapter, Predictions
+    from orchestrator.calibration import Calibrator
     from orchestrator.data.types import SampleSet
     from orchestrator.jobs import Cluster, ParentRun, Prepared
+    from orchestrator.models import Thresholds
 
 #: Metrics every finished trial logs besides evaluate()'s.
 TRIAL_EXTRA_METRICS = ("fit_seconds", "predict_seconds", "peak_memory_mb")
@@ -32,6 +34,7 @@ class SurveyOptions(JobOptions):
     methods: list[str] | None = None
     experiment: str = "survey"
     retries: int = 1
+    save_maps: bool = False  # also log the test set's anomaly maps (official LOCO layout)
 
 
 @dataclass
@@ -59,16 +62,20 @@ class Scored:
     validation: dict[str, float]  # the adapter's metrics on the validation set
     fit_s: float
     predict_s: float
+    calibrator: Calibrator  # the bounded sigmoid behind ``probs``
+    thresholds: Thresholds  # image and pixel decision thresholds (validation F1)
 
 
 def fit_and_score(
     adapter: Adapter, train: SampleSet, validation: SampleSet, test: SampleSet
 ) -> Scored:
     """Fit on ``train``, predict ``test``, and calibrate the test scores with a bounded
-    sigmoid fitted on the validation set (orchestrator.data.validation). Nothing here reads a
+    sigmoid fitted on the validation set (orchestrator.data.validation), whose predictions
+    also fix the decision thresholds (orchestrator.models.thresholds). Nothing here reads a
     test label or mask: they are only for the metrics computed from the result."""
     from orchestrator.calibration import fit_calibrator
     from orchestrator.metrics import evaluate
+    from orchestrator.models import validation_thresholds
 
     t0 = time.perf_counter()
     adapter.fit(train)
@@ -78,9 +85,11 @@ def fit_and_score(
     predict_s = time.perf_counter() - t0
     val_preds = adapter.predict(validation)
     cal = fit_calibrator("bounded_sigmoid", val_preds.image_scores, validation.is_anomalous)
+    thresholds = validation_thresholds(validation, val_preds)
     keep = ("image_auroc", "pixel_auroc")
     val_metrics = {k: v for k, v in evaluate(validation, val_preds).items() if k in keep}
-    return Scored(preds, cal.predict(preds.image_scores), val_metrics, fit_s, predict_s)
+    probs = cal.predict(preds.image_scores)
+    return Scored(preds, probs, val_metrics, fit_s, predict_s, cal, thresholds)
 
 
 def survey_trial(spec: Mapping[str, Any]) -> dict[str, Any]:
@@ -93,9 +102,18 @@ def survey_trial(spec: Mapping[str, Any]) -> dict[str, Any]:
     from orchestrator.calibration import brier, ece, nll
     from orchestrator.data import load_category
     from orchestrator.data.validation import protocol_sets
-    from orchestrator.jobs.plan import adapter_from_spec, enter_worker, trial_tags
+    from orchestrator.jobs.plan import (
+        adapter_from_spec,
+        detector_info,
+        enter_worker,
+        trial_params,
+        trial_tags,
+    )
     from orchestrator.metrics import evaluate
-    from orchestrator.reports.trial import write_trial_artifacts
+    from orchestrator.models import Detector
+    from orchestrator.models.pyfunc import save_detector_model
+    from orchestrator.reports.maps import write_official_maps
+    from orchestrator.reports.trial import decision_metrics, write_trial_artifacts
     from orchestrator.tracking.trials import open_trial_run
 
     enter_worker(spec)
@@ -104,7 +122,8 @@ def survey_trial(spec: Mapping[str, Any]) -> dict[str, Any]:
         open_trial_run(spec, name) as run,
         tempfile.TemporaryDirectory(prefix="trial-") as tmp,
     ):
-        run.log_params(spec["config"])
+        run.log_params(trial_params(spec, {spec["method"]: spec["config"]}))
+        run.log_category(spec)
         adapter = adapter_from_spec(spec)
         run.set_tags(trial_tags(adapter, spec))
         cat = load_category(Path(spec["category_dir"]))
@@ -120,9 +139,13 @@ def survey_trial(spec: Mapping[str, Any]) -> dict[str, Any]:
         metrics.update({f"validation_{k}": v for k, v in scored.validation.items()})
         y = test.is_anomalous
         metrics.update(ece=ece(probs, y), brier=brier(probs, y), nll=nll(probs, y))
+        metrics.update(decision_metrics(preds.image_scores, y, scored.thresholds))
+        detector = Detector(adapter, scored.calibrator, scored.thresholds, detector_info(spec))
         out = Path(tmp)
-        write_trial_artifacts(out, test, preds, probs, name)
-        adapter.save(out / "model")
+        write_trial_artifacts(out, test, preds, probs, name, scored.thresholds)
+        if spec.get("save_maps"):
+            write_official_maps(out / "anomaly_maps", test, preds.anomaly_maps)
+        save_detector_model(out / "model", detector)
         run.log_metrics(metrics)
         run.log_artifacts(out)
         return {"run_id": run.run_id, **metrics}
@@ -153,6 +176,7 @@ def _plan(opts: SurveyOptions, prep: Prepared, cluster: Cluster, common: dict[st
         for c, seed in itertools.product(prep.categories, opts.seeds or [None]):
             name = trial_name(m, c.name, seed)
             spec = method_spec(ms, c, fps[c.name], seed, common, device, name)
+            spec["save_maps"] = opts.save_maps
             spec["key"] = spec["tags"]["trial_key"] = trial_key(
                 protocol=PROTOCOL,
                 method=m,
@@ -203,6 +227,7 @@ def run_survey(opts: SurveyOptions, out: TextIO | None = None) -> SurveyResult:
     finished trials' figures are written locally (:class:`~orchestrator.errors.Aborted`).
     """
     from orchestrator.jobs import ParentRun, guarded, open_cluster, prepare
+    from orchestrator.jobs.parent import ui_lines
     from orchestrator.jobs.plan import weights_notice
     from orchestrator.reports import console_summary
     from orchestrator.tracking import project_commit
@@ -257,7 +282,8 @@ def run_survey(opts: SurveyOptions, out: TextIO | None = None) -> SurveyResult:
     failed = sum(r["status"] != "done" for r in rows)
     say("")
     say(console_summary(rows))
-    say(f"mlflow ui --backend-store-uri {prep.uri}   # parent run {parent.run_id}")
+    for line in ui_lines(prep.uri, prep.experiment_id, parent.run_id):
+        say(line)
     return SurveyResult(rows, parent.run_id, prep.experiment_id, prep.uri, failed, skipped)
 
 

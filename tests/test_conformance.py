@@ -62,8 +62,9 @@ UPSTREAM_NEEDS = {
 #: Upstream RevDist steps its optimisers after every second batch of an epoch only: two
 #: batches of 5 images per epoch, so each epoch is one step; 10 steps localise the squares.
 REVDIST_UPSTREAM = REVDIST | {"batch_size": 5, "epochs": 10}
-#: At native's 2 epochs upstream DRAEM's maps do not yet localise the squares; 4 do.
-DRAEM_UPSTREAM = DRAEM_TINY | {"epochs": 4}
+#: At native's 2 epochs upstream DRAEM's maps do not yet localise the squares; 6 do (4 did on
+#: one machine, not on a fresh one: 0.52 anomalous vs 0.53 normal).
+DRAEM_UPSTREAM = DRAEM_TINY | {"epochs": 6}
 UPSTREAM_CASES = [
     *conformance_params(PatchCore, PATCHCORE, source="upstream"),
     *conformance_params(SimpleNet, SIMPLENET, source="upstream"),

@@ -295,15 +295,18 @@ def _patchcore_simplenet(tmp_path, monkeypatch, root: Path, in_process: bool) ->
     for key in ("member.patchcore.image_auroc", "output_cawpe.pixel_auroc", "components"):
         assert key in m, key
     assert m["components"] == 256  # default total: the first member's channel count
-    saved = {a.path for a in client.list_artifacts(trial.info.run_id, "model")}
-    assert "model/network.pt" in saved and "model/transform.npz" in saved
-    # the logged network loads and predicts like the one that was fitted
+    saved = {a.path for a in client.list_artifacts(trial.info.run_id, "model/artifacts/detector")}
+    assert "model/artifacts/detector/adapter" in saved  # the network with its members
+    # the logged MLflow Model loads (network, members, calibration, threshold) and predicts
+    # like the network that was fitted
     from orchestrator.data import load_category
+    from orchestrator.models.pyfunc import load_detector
 
-    local = Path(client.download_artifacts(trial.info.run_id, "model", str(tmp_path / "dl")))
-    net = FeatureEnsemble.load(local)
+    det = load_detector(f"runs:/{trial.info.run_id}/model", "cpu", res.tracking_uri)
+    assert isinstance(det.adapter, FeatureEnsemble) and len(det.adapter.members) == 2
+    assert det.thresholds.image == pytest.approx(m["image_threshold"])
     test = load_category(root / "pushpins").split("test")
-    scores = net.predict(test).image_scores
+    scores = det.adapter.predict(test).image_scores
     rows = {r["method"]: r for r in res.rows}
     from sklearn.metrics import roc_auc_score
 

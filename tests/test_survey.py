@@ -126,7 +126,7 @@ def test_survey_end_to_end(tiny_synthetic, user_registry, tmp_path, ray_cluster,
             "dataset_fingerprint",
             "source",
             "upstream_commit",
-            "vendor_clean",
+            "vendor_dirty",
             "project_commit",
             "device",
             "profile",
@@ -153,11 +153,17 @@ def test_survey_end_to_end(tiny_synthetic, user_registry, tmp_path, ray_cluster,
             assert key in metrics, key
         assert 0.0 <= metrics["image_auroc"] <= 1.0 and metrics["fit_seconds"] >= 0
         if tags["method"] == "pixelstats_fine":
-            assert params["smoothing_sigma"] == "1.5" and params["grid"] == "[48, 48]"
+            assert params["pixelstats_fine.smoothing_sigma"] == "1.5"
+            assert params["pixelstats_fine.grid"] == "[48, 48]"
+        # the axes every method shares, as parameters (the compare view's plots)
+        assert params["method"] == tags["method"] and params["category"] == tags["category"]
+        assert params["profile"] == tags["profile"] and "seed" in params
+        assert "vendor_clean" not in tags and "metric_names" not in tags
+        assert int(tags["metric_count"]) == len(metrics)
         arts = {a.path for a in client.list_artifacts(run.info.run_id)}
         assert {"scores.csv", "overlays.png", "roc.png", "reliability.png", "model"} <= arts
         model = {a.path for a in client.list_artifacts(run.info.run_id, "model")}
-        assert "model/adapter.json" in model
+        assert "model/MLmodel" in model and "model/artifacts" in model
     assert seen == {
         (m, c) for m in ("pixelstats", "pixelstats_fine") for c in ("flat_connector", "pushpins")
     }

@@ -7,6 +7,8 @@ from orchestrator.calibration.calibrators import (
     HistogramBinning,
     Isotonic,
     Platt,
+    calibrator_from_state,
+    calibrator_state,
     fit_calibrator,
     make_calibrator,
 )
@@ -27,6 +29,8 @@ __all__ = [
     "Isotonic",
     "Platt",
     "brier",
+    "calibrator_from_state",
+    "calibrator_state",
     "calibration_report",
     "cross_fit",
     "ece",

@@ -158,3 +158,30 @@ def make_calibrator(kind: str) -> Calibrator:
 def fit_calibrator(kind: str, scores: np.ndarray, labels: np.ndarray) -> Calibrator:
     """Fit a calibrator of ``kind`` (platt, bounded_sigmoid, isotonic, histogram)."""
     return make_calibrator(kind).fit(scores, labels)
+
+
+def calibrator_state(cal: Calibrator) -> dict:
+    """A fitted bounded sigmoid as plain JSON data (what a saved detector keeps);
+    :func:`calibrator_from_state` rebuilds it. Other kinds are not saved (ValueError)."""
+    if not isinstance(cal, BoundedSigmoid) or not hasattr(cal, "theta_"):
+        raise ValueError(f"only a fitted bounded_sigmoid is saved, not {cal.kind or cal!r}")
+    return {
+        "kind": cal.kind,
+        "mean": cal.mean_,
+        "std": cal.std_,
+        "theta": [float(t) for t in cal.theta_],
+        "prior_strength": cal.prior_strength,
+        "slope_scale": cal.slope_scale,
+    }
+
+
+def calibrator_from_state(state: dict) -> Calibrator:
+    """The calibrator :func:`calibrator_state` described, ready to ``predict``."""
+    if state.get("kind") != BoundedSigmoid.kind:
+        raise ValueError(f"unknown saved calibrator {state.get('kind')!r}")
+    cal = BoundedSigmoid(float(state["prior_strength"]), float(state["slope_scale"]))
+    cal.mean_, cal.std_ = float(state["mean"]), float(state["std"])
+    cal.theta_ = np.asarray(state["theta"], dtype=np.float64)
+    a, b, lo, hi = cal._unpack(cal.theta_)
+    cal.params_ = {"a": float(a), "b": float(b), "l": float(lo), "u": float(hi)}
+    return cal

@@ -24,11 +24,14 @@ COMMANDS = (
     "vendor",
     "datasets",
     "evaluate",
+    "predict",
+    "register",
     "parity",
     "check",
     "choose",
     "report",
     "weights",
+    "doctor",
 )
 
 

@@ -24,6 +24,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="comma-separated (default: every available default method)",
     )
+    p.add_argument(
+        "--save-maps",
+        action="store_true",
+        help="also log every test image's anomaly map (anomaly_maps/<category>/test/<type>/"
+        "<id>.tiff, the official LOCO layout that orchestrate evaluate reads)",
+    )
     add_job_args(
         p, "survey", 1, "override a parameter, e.g. --set patchcore.coreset_percentage=0.01"
     )
@@ -33,7 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from orchestrator.survey import SurveyOptions, run_survey
 
-    opts = SurveyOptions(methods=args.methods, **job_options(args))
+    opts = SurveyOptions(methods=args.methods, save_maps=args.save_maps, **job_options(args))
     result = run_survey(opts)
     if result.failed:
         print(f"{result.failed} trial(s) failed (see the table above and the MLflow runs)")

@@ -66,9 +66,15 @@ def ensemble_trial(spec: Mapping[str, Any]) -> dict[str, Any]:
     from orchestrator.data.validation import protocol_sets
     from orchestrator.ensemble.members import load_member
     from orchestrator.ensemble.scoring import calibration_metrics, score_ensemble
-    from orchestrator.jobs.plan import enter_worker
+    from orchestrator.jobs.plan import detector_info, enter_worker, trial_params
     from orchestrator.metrics import evaluate
-    from orchestrator.reports.trial import reliability_png, write_trial_artifacts
+    from orchestrator.models import Detector
+    from orchestrator.models.pyfunc import save_detector_model
+    from orchestrator.reports.trial import (
+        decision_metrics,
+        reliability_png,
+        write_trial_artifacts,
+    )
     from orchestrator.tracking.trials import open_trial_run
 
     enter_worker(spec)
@@ -79,7 +85,11 @@ def ensemble_trial(spec: Mapping[str, Any]) -> dict[str, Any]:
         open_trial_run(spec, name) as run,
         tempfile.TemporaryDirectory() as tmp,
     ):
-        run.log_params({"ensemble": spec["config"], "members": cname})
+        run.log_params(
+            trial_params({**spec, "method": "feature_ensemble"}, {"ensemble": spec["config"]})
+            | {"members": cname}
+        )
+        run.log_category(spec)
         cat = load_category(Path(spec["category_dir"]))
         test = cat.split("test")
         y = test.is_anomalous
@@ -122,18 +132,24 @@ def ensemble_trial(spec: Mapping[str, Any]) -> dict[str, Any]:
         feat = {k.split(".", 1)[1]: v for k, v in metrics.items() if k.startswith("feature.")}
         metrics |= feat  # the trial's own (unprefixed) metrics: the feature-level network
         metrics |= calibration_metrics(scores.calibrated, y, "calibration.")
+        metrics |= decision_metrics(preds.image_scores, y, scores.thresholds)
         metrics |= {
             "fit_seconds": scores.fit_s,
             "components": float(sum(net.transform_.shares)),
             "final_loss": float(net.losses_[-1]) if net.losses_ else float("nan"),
         }
         out = Path(tmp)
-        write_trial_artifacts(out, test, preds, probs, f"feature[{cname}]/{spec['category']}")
+        title = f"feature[{cname}]/{spec['category']}"
+        write_trial_artifacts(out, test, preds, probs, title, scores.thresholds)
         # the network's Platt probabilities (fitted on validation)
         reliability_png(
             out / "reliability_platt.png", scores.calibrated["platt"], y, f"{name} (Platt)"
         )
-        net.save(out / "model")  # the fitted network with its members: FeatureEnsemble.load
+        # the fitted network with its members, calibration and thresholds: an MLflow Model
+        info = detector_info({**spec, "method": f"feature[{cname}]", "source": "native"})
+        save_detector_model(
+            out / "model", Detector(net, scores.calibrator, scores.thresholds, info)
+        )
         (out / "shares.txt").write_text(
             " ".join(f"{m}:{k}" for m, k in zip(combo, net.transform_.shares, strict=False))
         )
@@ -294,6 +310,7 @@ def run_ensemble(opts: EnsembleOptions, out: TextIO | None = None) -> EnsembleRe
     """
     from orchestrator.data import fingerprint
     from orchestrator.jobs import ParentRun, guarded, open_cluster, prepare
+    from orchestrator.jobs.parent import ui_lines
     from orchestrator.jobs.plan import weights_notice
     from orchestrator.tracking import project_commit
 
@@ -379,4 +396,6 @@ def run_ensemble(opts: EnsembleOptions, out: TextIO | None = None) -> EnsembleRe
         f"member fits: {fits} (of {len(members.specs)} member/category pairs); "
         f"failed trials: {failed_n}"
     )
+    for line in ui_lines(prep.uri, prep.experiment_id, parent.run_id):
+        say(line)
     return EnsembleResult(rows, parent.run_id, prep.experiment_id, prep.uri, failed_n, fits)

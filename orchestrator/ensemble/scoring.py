@@ -50,6 +50,8 @@ class Scores:
     net: Any  # the fitted FeatureEnsemble
     fit_s: float
     calibrated: dict[str, np.ndarray]  # calibrator kind -> the network's test probabilities
+    calibrator: Any = None  # the network's bounded sigmoid (fitted on validation)
+    thresholds: Any = None  # the network's decision thresholds (orchestrator.models)
 
 
 def score_ensemble(
@@ -68,6 +70,7 @@ def score_ensemble(
     from orchestrator.calibration import fit_calibrator
     from orchestrator.ensemble.adapter import FeatureEnsemble
     from orchestrator.ensemble.baselines import output_ensembles
+    from orchestrator.models import validation_thresholds
 
     cname = combo_name(names)
     yv = validation.is_anomalous
@@ -90,11 +93,10 @@ def score_ensemble(
     net.fit(train)
     fit_s = time.perf_counter() - t0
     preds, val = net.predict(test), net.predict(validation)
-    calibrated = {
-        kind: fit_calibrator(kind, val.image_scores, yv).predict(preds.image_scores)
-        for kind in CALIBRATORS
-    }
+    fitted = {kind: fit_calibrator(kind, val.image_scores, yv) for kind in CALIBRATORS}
+    calibrated = {kind: c.predict(preds.image_scores) for kind, c in fitted.items()}
     out.append(
         Approach(f"feature[{cname}]", "feature", "feature", preds, calibrated["bounded_sigmoid"])
     )
-    return Scores(out, net, fit_s, calibrated)
+    thresholds = validation_thresholds(validation, val)
+    return Scores(out, net, fit_s, calibrated, fitted["bounded_sigmoid"], thresholds)

@@ -7,6 +7,7 @@ the finished trials' figures written to a local folder (:class:`~orchestrator.er
 from __future__ import annotations
 
 import contextlib
+import re
 import shutil
 import sys
 import tempfile
@@ -41,10 +42,14 @@ class ParentRun:
         """Start (or, with ``opts.resume``, resume) the parent run, tagged with what the job
         runs on (``tags``: the job's own); returns the spec keys every trial of the job gets
         (where to log, under which parent, the profile, dataset and cache)."""
+        from orchestrator.data import fingerprint
         from orchestrator.paths import cache_dir
+        from orchestrator.tracking.store import dataset_input, source_tags
 
+        source = source_tags(commit, self.kind)
         self.start(
             {
+                **source,
                 "mlflow.runName": f"{self.kind} {opts.dataset} ({profile})",
                 "profile": profile,
                 "dataset": opts.dataset,
@@ -55,6 +60,14 @@ class ParentRun:
             },
             opts.resume,
         )
+        if not self.reused:
+            inputs = [
+                dataset_input(
+                    f"{opts.dataset}/{c.name}", fingerprint(c), str(Path(c.root).resolve())
+                )
+                for c in prep.categories
+            ]
+            _client(self.uri).log_inputs(self.run_id, inputs)
         return {
             "tracking_uri": self.uri,
             "store_id": self.store_id,
@@ -65,6 +78,7 @@ class ParentRun:
             "profile": profile,
             "dataset": opts.dataset,
             "cache": str(cache_dir()),
+            "source_tags": source,
         }
 
     def finished(self) -> dict[str, Any]:
@@ -130,6 +144,7 @@ class ParentRun:
             if extra is not None:
                 extra(rows, Path(tmp))
             client.log_artifacts(self.run_id, tmp, "summary")
+            client.set_tag(self.run_id, "mlflow.note.content", description(self.kind, Path(tmp)))
             if output_dir is not None:
                 shutil.copytree(tmp, output_dir, dirs_exist_ok=True)
         for k, v in tags.items():
@@ -187,6 +202,51 @@ class ParentRun:
         if extra is not None:
             extra(rows, where)
         return where
+
+
+#: where ``mlflow ui`` serves when started with no ``--port`` / ``--host``
+DEFAULT_UI = "http://127.0.0.1:5000"
+
+
+def ui_lines(uri: str, experiment_id: str, run_id: str | None) -> list[str]:
+    """The end-of-job lines saying where to look: the runs table and the parent run in the
+    MLflow UI (a tracking server's own pages; for a local store, after ``mlflow ui``)."""
+    from orchestrator.tracking.ui import run_page_url, runs_page_url
+
+    if uri.startswith(("http://", "https://")):
+        base, lines = uri, []
+    else:
+        base = DEFAULT_UI
+        lines = [f"mlflow ui --backend-store-uri {uri}   # then open:"]
+    lines.append(f"  runs:       {runs_page_url(base, experiment_id)}")
+    if run_id:
+        lines.append(f"  parent run: {run_page_url(base, experiment_id, run_id)}")
+    return lines
+
+
+def _client(uri: str):
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=uri)
+
+
+#: MLflow keeps at most this many characters of a tag (the run's description is one)
+NOTE_LIMIT = 8000
+
+
+def description(kind: str, summary_dir: Path) -> str:
+    """The parent run's description (Markdown, shown on its page): the summary tables, as
+    many whole ones as fit, then where the rest is."""
+    tail = "\n\n(all tables: the `summary` artifacts: summary.md, trials.csv)"
+    text = f"**{kind}**: summary over its child runs (mean over seeds).\n\n"
+    path = summary_dir / "summary.md"
+    # one table per metric, each opening with its bold title
+    tables = re.split(r"\n+(?=\*\*)", path.read_text().strip()) if path.exists() else []
+    for i, table in enumerate(tables):
+        if len(text) + len(table) + len(tail) + 2 > NOTE_LIMIT:
+            return text + f"({len(tables) - i} more table(s) not shown)" + tail
+        text += table + "\n\n"
+    return text.rstrip() + tail
 
 
 @contextlib.contextmanager

@@ -145,7 +145,43 @@ def trial_tags(adapter: Adapter, spec: Mapping[str, Any]) -> dict[str, str]:
     source used, the checkout's state, the weights), plus the method and adapter class."""
     from orchestrator.registry import run_tags
 
-    return {**run_tags(adapter), "method": spec["method"], "adapter": spec["adapter"]}
+    tags = {**run_tags(adapter), "method": spec["method"], "adapter": spec["adapter"]}
+    return {**tags, **ray_node_tag()}
+
+
+def ray_node_tag() -> dict[str, str]:
+    """``ray_node``: the Ray node this trial runs on (the first 12 hex digits of its node id,
+    ``NodeID`` in ``ray.nodes()``); none outside Ray (``--in-process``)."""
+    import sys
+
+    ray = sys.modules.get("ray")  # not imported for it: a run without Ray has no node
+    if ray is None or not ray.is_initialized():
+        return {}
+    return {"ray_node": ray.get_runtime_context().get_node_id()[:12]}
+
+
+def trial_params(spec: Mapping[str, Any], config: Mapping[str, Any]) -> dict[str, Any]:
+    """A trial's MLflow parameters: ``config`` (nested: its keys prefixed with the method's,
+    ``patchcore.coreset_percentage``) and the axes every trial shares (method, category,
+    seed, profile), so that runs of different methods compare on common columns."""
+    seed = spec["config"].get("seed") if spec.get("seed") is None else spec["seed"]
+    return {
+        **config,
+        "method": spec["method"],
+        "category": spec["category"],
+        "seed": "" if seed is None else seed,
+        "profile": spec["profile"],
+    }
+
+
+def detector_info(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """What a trial's saved detector (its MLflow Model) says about where it came from."""
+    keys = ("method", "category", "source", "upstream_commit", "profile", "run_name")
+    info = {k: spec.get(k) for k in keys}
+    tags = spec.get("tags", {})
+    for k in ("dataset", "dataset_fingerprint", "project_commit", "seed", "trial_key"):
+        info[k] = tags.get(k, "")
+    return info
 
 
 def weights_notice(setups: Sequence, profile: str) -> list[str]:

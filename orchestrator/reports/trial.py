@@ -20,8 +20,38 @@ def sample_indices(labels: Sequence[str], per_label: int = 2) -> list[int]:
     return picked
 
 
-def write_trial_artifacts(out: Path, test, preds, probs, title: str) -> None:
-    """scores.csv, overlays.png, roc.png, reliability.png for one trial into ``out``."""
+def defect_type(sample, defects) -> str:
+    """The defect names of a test image's regions (MVTec LOCO: from defects_config.json,
+    e.g. ``missing_pushpin``; several joined by ``+``), else its folder (``good``, an MVTec
+    AD defect type)."""
+    if not sample.mask_paths:
+        return sample.subset
+    names = {r.defect_name for r in sample.load_regions(defects)} - {"anomaly"}
+    return "+".join(sorted(names)) or sample.subset
+
+
+def decision_metrics(scores: np.ndarray, anomalous: np.ndarray, thresholds) -> dict[str, float]:
+    """How the validation-chosen image threshold decides on the test images: precision,
+    recall and F1 there (the threshold itself logged beside them)."""
+    pred = np.asarray(scores) >= thresholds.image
+    y = np.asarray(anomalous, dtype=bool)
+    tp = float(np.sum(pred & y))
+    precision = tp / max(1.0, float(pred.sum()))
+    recall = tp / max(1.0, float(y.sum()))
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {
+        "image_threshold": float(thresholds.image),
+        "pixel_threshold": float(thresholds.pixel),
+        "precision_at_threshold": precision,
+        "recall_at_threshold": recall,
+        "f1_at_threshold": f1,
+    }
+
+
+def write_trial_artifacts(out: Path, test, preds, probs, title: str, thresholds=None) -> None:
+    """scores.csv (per test image: key, label, defect type, score, probability and, given the
+    validation-chosen ``thresholds``, the predicted label), overlays.png, roc.png,
+    reliability.png for one trial into ``out``."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -31,14 +61,19 @@ def write_trial_artifacts(out: Path, test, preds, probs, title: str) -> None:
     from orchestrator.reports.figures import overlay_grid, roc_figure
 
     labels = test.labels
-    pd.DataFrame(
+    table = pd.DataFrame(
         {
             "key": [s.key for s in test],
             "label": labels,
+            "defect_type": [defect_type(s, test.defects) for s in test],
             "score": preds.image_scores,
             "probability": probs if probs is not None else np.nan,
         }
-    ).to_csv(out / "scores.csv", index=False)
+    )
+    if thresholds is not None:
+        flagged = np.asarray(preds.image_scores) >= thresholds.image
+        table["predicted"] = np.where(flagged, "anomalous", "good")
+    table.to_csv(out / "scores.csv", index=False)
     idx = sample_indices(list(labels))
     sub = test.subset(idx)
     fig = overlay_grid(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
 import logging
 import os
 import signal
@@ -43,6 +45,18 @@ def _loopback_only() -> Iterator[None]:
             os.environ.pop(_LOOPBACK_SWITCH, None)
         else:
             os.environ[_LOOPBACK_SWITCH] = before_env
+
+
+def _on_loopback(address: str) -> bool:
+    """Is ``address`` (``host:port``, ``ray://host:port``) a cluster on this machine's
+    loopback (127.0.0.0/8, ::1, localhost)?"""
+    host = address.removeprefix("ray://").rpartition(":")[0].strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def resolve_ray_address(address: str | None) -> str | None:
@@ -116,8 +130,12 @@ def ray_session(
     kwargs = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
     if address:
         check_ray_address(address, timeout)
+        # a cluster on loopback (nodes started with --node-ip-address 127.0.0.1): keep the
+        # address as given, Ray would turn 127.0.0.1 into this machine's outward address
+        join = _loopback_only() if _on_loopback(address) else contextlib.nullcontext()
         try:
-            _init(address=address, **kwargs)
+            with join:
+                _init(address=address, **kwargs)
         except (ConnectionError, RuntimeError, ValueError) as exc:
             raise UserError(f"cannot join the Ray cluster at {address}: {exc}") from exc
         try:
@@ -127,7 +145,9 @@ def ray_session(
         return
     with _loopback_only():
         os.environ.pop("RAY_ADDRESS", None)  # an empty one would still be read by ray.init
-        _init(num_cpus=num_cpus or os.cpu_count() or 1, **kwargs)
+        # "local": a new Ray of its own, even where a cluster of this machine (a `ray start`)
+        # would otherwise be joined (and refuse num_cpus)
+        _init(address="local", num_cpus=num_cpus or os.cpu_count() or 1, **kwargs)
         try:
             yield dict(ray.cluster_resources())
         finally:

@@ -105,7 +105,12 @@ def get_experiment_id(
 ) -> str | None:
     """The id of experiment ``name``; created when missing and ``create``, its artifacts
     under ``artifact_root`` (default :func:`default_artifact_root`). An existing experiment
-    keeps the artifact location it was created with."""
+    keeps the artifact location it was created with. Both get the tags of
+    :func:`ui_experiment_tags` that they lack (a user's own choice of kind or view stays)."""
+    import time
+
+    from orchestrator.tracking.ui import add_ui_tags, ui_experiment_tags
+
     client = _client(uri)
     try:
         exp = client.get_experiment_by_name(name)
@@ -114,6 +119,7 @@ def get_experiment_id(
     if exp is not None:
         if exp.lifecycle_stage != "active":
             raise UserError(f"experiment {name!r} is deleted; restore it or pick another name")
+        add_ui_tags(client, exp)
         return exp.experiment_id
     if not create:
         return None
@@ -121,7 +127,11 @@ def get_experiment_id(
     if root and "://" not in root:
         root = Path(root).resolve().as_uri()
     folder = re.sub(r"[^A-Za-z0-9._-]", "_", name)  # one folder per experiment
-    return client.create_experiment(name, artifact_location=f"{root}/{folder}" if root else None)
+    return client.create_experiment(
+        name,
+        artifact_location=f"{root}/{folder}" if root else None,
+        tags=ui_experiment_tags(int(time.time() * 1000)),
+    )
 
 
 def find_parent_run(uri: str, experiment_id: str, kind: str = "survey"):
@@ -148,6 +158,35 @@ def start_parent_run(
             return run.info.run_id, True
     run = client.create_run(experiment_id, tags={**tags, PARENT_TAG: kind})
     return run.info.run_id, False
+
+
+def source_tags(commit: str, command: str) -> dict[str, str]:
+    """MLflow's own source tags (the UI's Source, Version and User columns) of a run that
+    ``orchestrate COMMAND`` made at project ``commit``."""
+    import getpass
+
+    tags = {
+        "mlflow.source.name": f"orchestrate {command}",
+        "mlflow.source.type": "LOCAL",
+    }
+    try:
+        tags["mlflow.user"] = getpass.getuser()
+    except (KeyError, OSError):  # no user name for this uid (some containers)
+        pass
+    if re.fullmatch(r"[0-9a-f]{40}", commit or ""):
+        tags["mlflow.source.git.commit"] = commit
+    return tags
+
+
+def dataset_input(name: str, digest: str, source: str, context: str = "train+test"):
+    """What ``MlflowClient.log_inputs`` records for a category: its name, fingerprint
+    (digest) and folder (the UI's Dataset column)."""
+    import json
+
+    from mlflow.entities import Dataset, DatasetInput, InputTag
+
+    dataset = Dataset(name, digest, "local", json.dumps({"uri": source}))
+    return DatasetInput(dataset, [InputTag("mlflow.data.context", context)])
 
 
 def project_commit(root: Path | None = None) -> str:

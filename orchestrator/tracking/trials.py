@@ -16,6 +16,9 @@ from orchestrator.errors import FatalTrialError
 
 PARENT_ID_TAG = "mlflow.parentRunId"
 KEY_TAG = "trial_key"
+#: how many metrics a finished trial logged (resume checks they are all there)
+METRIC_COUNT_TAG = "metric_count"
+#: the same as a list of names, in stores written before metric_count (still read)
 METRIC_NAMES_TAG = "metric_names"
 #: what a local database says when it was frozen (read-only, locked) or taken away
 _STORE_GONE = (
@@ -162,14 +165,24 @@ class ChildRun:
         with self._store():
             self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
 
+    def log_category(self, spec: Mapping[str, Any]) -> None:
+        """A trial spec's category (``<dataset>/<category>``, its fingerprint, its folder) as
+        the run's MLflow dataset input."""
+        from orchestrator.tracking.store import dataset_input
+
+        name = f"{spec['dataset']}/{spec['category']}"
+        found = dataset_input(name, spec["tags"]["dataset_fingerprint"], spec["category_dir"])
+        with self._store():
+            self.client.log_inputs(self.run_id, [found])
+
     def log_artifacts(self, local_dir: Path, artifact_path: str | None = None) -> None:
         with self._store():
             self.client.log_artifacts(self.run_id, str(local_dir), artifact_path)
 
     def finish(self) -> None:
-        """FINISHED, with the names of the metrics logged (resume checks they are all there).
+        """FINISHED, with the number of metrics logged (resume checks they are all there).
         The store is checked first: a trial whose record went with a deleted store fails."""
-        self.set_tags({METRIC_NAMES_TAG: ",".join(sorted(self._metric_names))})
+        self.set_tags({METRIC_COUNT_TAG: len(self._metric_names)})
         with self._store():
             self.client.set_terminated(self.run_id, "FINISHED")
 
@@ -227,13 +240,14 @@ def open_trial_run(
     spec: Mapping[str, Any], name: str, tags: Mapping[str, str] | None = None
 ) -> ChildRun:
     """A trial's child run from its spec (``tracking_uri``, ``experiment_id``,
-    ``parent_run_id``, ``store_id``; ``tags`` default to ``spec["tags"]``)."""
+    ``parent_run_id``, ``store_id``; ``tags`` default to ``spec["tags"]``, MLflow's source
+    tags ``spec["source_tags"]`` come first)."""
     return ChildRun(
         spec["tracking_uri"],
         spec["experiment_id"],
         spec["parent_run_id"],
         name,
-        spec["tags"] if tags is None else tags,
+        {**spec.get("source_tags", {}), **(spec["tags"] if tags is None else tags)},
         spec.get("store_id"),
     )
 
@@ -280,6 +294,9 @@ def is_complete(run) -> bool:
     """FINISHED with every metric it said it logged."""
     if run.info.status != "FINISHED":
         return False
+    count = run.data.tags.get(METRIC_COUNT_TAG)
+    if count is not None:
+        return count.isdigit() and int(count) > 0 and len(run.data.metrics) >= int(count)
     names = run.data.tags.get(METRIC_NAMES_TAG)
     if not names:
         return False
