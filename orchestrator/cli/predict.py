@@ -1,12 +1,12 @@
 """Score new images with a survey's or an ensemble's saved detector.
 
-MODEL is a trial's MLflow Model: runs:/RUN_ID/model, models:/NAME/VERSION (see
-`orchestrate register`) or a downloaded model folder. Writes, under --out: anomaly_maps/
-<category>/test/<folder>/<stem>.tiff (the official MVTec LOCO layout, so `orchestrate
-evaluate --maps OUT/anomaly_maps` reads it), overlays/... .png (the predicted region at the
-threshold chosen on validation data, red), and predictions.csv (image, score, probability,
-label). An image that cannot be read is listed in errors.csv and skipped while the rest go
-on (exit 1).
+--model is a trial's MLflow Model: runs:/RUN_ID/model, models:/NAME/VERSION (see
+`orchestrate register`) or a downloaded model folder. Writes, under --out:
+anomaly_maps/<category>/test/<folder>/<stem>.tiff (the official MVTec LOCO layout, so
+`orchestrate evaluate --maps OUT/anomaly_maps` reads it), overlays/ (the predicted region
+at the threshold chosen on validation data, in red) and predictions.csv (image, score,
+probability, label). An image that cannot be read is listed in errors.csv and skipped
+while the rest go on (exit 1).
 """
 
 from __future__ import annotations

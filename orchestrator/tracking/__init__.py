@@ -1,6 +1,12 @@
 """MLflow tracking: the store, survey parent runs, child runs opened from Ray workers, and
 finding what a previous survey already finished."""
 
+import os
+
+# MLflow prints "View run ... at <url>" for every run ended against a server; the jobs print
+# their own links (the runs page and the parent run) once, at the end.
+os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+
 from orchestrator.tracking.store import (
     DEFAULT_TRACKING_URI,
     find_parent_run,
