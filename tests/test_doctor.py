@@ -378,7 +378,7 @@ def test_large_dataset_gets_a_quick_check(tmp_path, clean_env, monkeypatch, caps
         cat / "ground_truth" / "structural_anomalies" / "000" / "000.png",
         np.full((20, 20), 2, np.uint8),
     )
-    monkeypatch.setattr(doctor, "FULL_CHECK_MAX_FILES", 5)
+    monkeypatch.setattr(doctor.base, "FULL_CHECK_MAX_FILES", 5)
     result = _guarded("dataset", DoctorOptions(dataset_root=root))
     assert result.status == "ok" and "quick check passed" in result.detail
     full = _guarded("dataset", DoctorOptions(dataset_root=root, full_dataset_check=True))
