@@ -21,6 +21,7 @@ from orchestrator import doctor
 from orchestrator.cli import main
 from orchestrator.doctor import DoctorOptions, run_checks
 from tests.conftest import make_loco, write_png
+from tests.upstream import two_commit_repo
 
 NAMES = [name for name, _ in doctor.CHECKS]
 
@@ -61,6 +62,13 @@ def _guarded(name: str, opts: DoctorOptions):
     return result
 
 
+def _doctor_process(uri: str, dataset_root: Path) -> subprocess.CompletedProcess:
+    """`orchestrate doctor` as a user runs it: a fresh process, this environment."""
+    argv = [sys.executable, "-m", "orchestrator", "doctor", "--tracking-uri", uri]
+    argv += ["--dataset-root", str(dataset_root)]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=120, env=os.environ.copy())
+
+
 def _sqlite(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}"
 
@@ -74,14 +82,7 @@ def test_healthy_machine_exits_0_one_line_per_check(tmp_path, clean_env, tiny_sy
     (tmp_path / "store").mkdir()
     uri = _sqlite(tmp_path)
     start = time.monotonic()
-    proc = subprocess.run(
-        [sys.executable, "-m", "orchestrator", "doctor", "--tracking-uri", uri]
-        + ["--dataset-root", str(tiny_synthetic)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=os.environ.copy(),
-    )
+    proc = _doctor_process(uri, tiny_synthetic)
     elapsed = time.monotonic() - start
     assert proc.returncode == 0, proc.stdout + proc.stderr
     lines = _lines(proc.stdout)
@@ -179,13 +180,7 @@ def test_unreachable_server_line_and_exit_code(tmp_path, clean_env, tiny_synthet
     monkeypatch.setenv("ORCHESTRATOR_CONNECT_TIMEOUT", "1")
     uri = f"http://127.0.0.1:{_free_port()}"
     start = time.monotonic()
-    proc = subprocess.run(
-        [sys.executable, "-m", "orchestrator", "doctor", "--tracking-uri", uri]
-        + ["--dataset-root", str(tiny_synthetic)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    proc = _doctor_process(uri, tiny_synthetic)
     assert proc.returncode == 2, proc.stdout + proc.stderr
     lines = _lines(proc.stdout)
     assert lines["mlflow"][0] == "FAIL" and uri in lines["mlflow"][1]
@@ -233,15 +228,7 @@ def widget(tmp_path, clean_env):
     """A real upstream repository with two commits (pinned to the first), a user registry
     naming it, and its checkout synced into the temp vendor folder."""
     src = tmp_path / "mirror" / "acme" / "widget"
-    repo = git.Repo.init(src)
-    with repo.config_writer() as cw:
-        cw.set_value("user", "name", "t").set_value("user", "email", "t@example.org")
-    (src / "model.py").write_text("X = 1\n")
-    repo.index.add(["model.py"])
-    first = repo.index.commit("first").hexsha
-    (src / "model.py").write_text("X = 2\n")
-    repo.index.add(["model.py"])
-    second = repo.index.commit("second").hexsha
+    first, second = two_commit_repo(src)
     reg = tmp_path / "reg.yaml"
     entry = {
         "adapter": "adapters.pixelstats:PixelStats",

@@ -11,21 +11,14 @@ from orchestrator.errors import UserError
 from orchestrator.registry import load_registry
 from orchestrator.vendor import checkout_state, mirror_source, resolve_source, sync
 from orchestrator.vendor.checkout import owner_name
+from tests.upstream import two_commit_repo
 
 
 @pytest.fixture
 def upstream(tmp_path):
     """An 'upstream' repo under <mirror>/acme/widget with two commits; pin the first."""
     path = tmp_path / "mirror" / "acme" / "widget"
-    repo = git.Repo.init(path)
-    with repo.config_writer() as cw:
-        cw.set_value("user", "name", "t").set_value("user", "email", "t@example.org")
-    (path / "model.py").write_text("X = 1\n")
-    repo.index.add(["model.py"])
-    first = repo.index.commit("first").hexsha
-    (path / "model.py").write_text("X = 2\n")
-    repo.index.add(["model.py"])
-    second = repo.index.commit("second").hexsha
+    first, second = two_commit_repo(path)
     return path, first, second
 
 

@@ -80,3 +80,19 @@ def squares_category(root: Path, seed: int = 0) -> Path:
         )
     )
     return cat
+
+
+def two_commit_repo(path: Path) -> tuple[str, str]:
+    """A real git repository at ``path`` standing in for an upstream one: ``model.py`` in two
+    commits; returns their SHAs ``(first, second)``."""
+    import git
+
+    repo = git.Repo.init(path)
+    with repo.config_writer() as cw:
+        cw.set_value("user", "name", "t").set_value("user", "email", "t@example.org")
+    shas = []
+    for value, message in ((1, "first"), (2, "second")):
+        (path / "model.py").write_text(f"X = {value}\n")
+        repo.index.add(["model.py"])
+        shas.append(repo.index.commit(message).hexsha)
+    return shas[0], shas[1]
