@@ -140,6 +140,9 @@ class Adapter(ABC):
         self.vendor_clean: bool | None = None  # upstream sources: checkout unmodified?
         #: the upstream checkout (set from the registry entry; default vendor/<name>)
         self.checkout: Path | None = None
+        #: set before ``fit`` for training curves (adapters.training.TrainingMonitor); a
+        #: method that trains reports each epoch to it, others ignore it
+        self.monitor: Any = None
         self.fitted = False
 
     @property
@@ -183,6 +186,11 @@ class Adapter(ABC):
         if not preds.keys:
             preds.keys = [s.key for s in test]
         return preds
+
+    def scores_while_training(self, data: SampleSet) -> np.ndarray:
+        """Image scores of the model as trained so far, for a training monitor's probe
+        (plotting only; called inside the loop's guard, adapters.training)."""
+        return self._predict(data).image_scores
 
     def extract_features(self, images: SampleSet) -> FeatureMaps:
         """Patch features ``[N, C, h, w]`` at the method's cut-off point."""

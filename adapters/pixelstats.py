@@ -14,9 +14,6 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
-import torch
-import torch.nn.functional as F
-from scipy.ndimage import gaussian_filter
 
 from adapters.base import Adapter, FeatureMaps, Predictions, Resources
 from orchestrator.data.types import SampleSet
@@ -49,6 +46,10 @@ class PixelStats(Adapter):
         return ((self._images(data) - self.mean_) / self.std_).transpose(0, 3, 1, 2)
 
     def _predict(self, test: SampleSet) -> Predictions:
+        import torch  # here, not at import: the registry imports this class (stays light)
+        import torch.nn.functional as F
+        from scipy.ndimage import gaussian_filter
+
         z2 = (self._z(test) ** 2).mean(axis=1)  # [N, h, w]
         sigma = float(self.config.get("smoothing_sigma", 1.0))
         if sigma > 0:

@@ -61,6 +61,7 @@ def run_options(opts) -> None:
     at_least("--retries", opts.retries, 0)
     at_least("--max-concurrent", opts.max_concurrent, 1)
     at_least("--num-cpus", opts.num_cpus, 1)
+    at_least("--curve-points", getattr(opts, "curve_points", 0), 0)
     trial_timeout(opts.trial_timeout)
     named("--categories", opts.categories)
     output_dir(opts.output_dir)

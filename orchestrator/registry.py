@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 
 from adapters.base import ALL_CAPABILITIES, Adapter, Resources
+from orchestrator.ensemble.config import DEFAULT_CONFIG as ENSEMBLE_DEFAULTS
 from orchestrator.errors import UserError
 from orchestrator.paths import builtin_registry, vendor_dir
 
@@ -386,11 +387,24 @@ def _chosen(raw: Any, where: str, problems: list[str]) -> dict[str, str]:
     return {str(k): v for k, v in raw.items()}
 
 
+def _safe_load(text: str) -> Any:
+    """``yaml.safe_load`` by libyaml where PyYAML has it (several times faster: every command
+    reads registry.yaml); a document it refuses is read again by the pure-Python parser, so
+    the error names the line as it always did."""
+    loader = getattr(yaml, "CSafeLoader", None)
+    if loader is not None:
+        try:
+            return yaml.load(text, Loader=loader)  # CSafeLoader: a safe loader
+        except yaml.YAMLError:
+            pass
+    return yaml.safe_load(text)
+
+
 def _read_yaml(path: Path, ensemble: dict[str, Any] | None = None) -> dict[str, Any]:
     """The ``methods`` mapping of a registry file; its ``ensemble`` section is merged into
     ``ensemble`` (``params`` and ``chosen``) when given."""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        data = _safe_load(path.read_text(encoding="utf-8")) or {}
     except UnicodeDecodeError as exc:
         raise UserError(f"{path}: cannot read registry (not UTF-8 text: {exc.reason})") from exc
     except (OSError, yaml.YAMLError) as exc:
@@ -546,9 +560,7 @@ def load_registry(extra: str | Path | None = None, builtin: Path = BUILTIN_REGIS
         parsed = _parse_entry(name, entry, origin, problems, search)
         if parsed is not None:
             methods[name] = parsed
-    from orchestrator.ensemble.adapter import FeatureEnsemble
-
-    known = set(FeatureEnsemble.default_config) - {"members"}
+    known = set(ENSEMBLE_DEFAULTS) - {"members"}
     for key in sorted(set(ensemble["params"]) | set(ensemble["chosen"])):
         if key not in known:
             problems.append(

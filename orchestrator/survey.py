@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from adapters.base import Adapter, Predictions
+    from adapters.training import TrainingMonitor
     from orchestrator.calibration import Calibrator
     from orchestrator.data.types import SampleSet
     from orchestrator.jobs import Cluster, ParentRun, Prepared
@@ -67,18 +68,27 @@ class Scored:
 
 
 def fit_and_score(
-    adapter: Adapter, train: SampleSet, validation: SampleSet, test: SampleSet
+    adapter: Adapter,
+    train: SampleSet,
+    validation: SampleSet,
+    test: SampleSet,
+    monitor: TrainingMonitor | None = None,
 ) -> Scored:
     """Fit on ``train``, predict ``test``, and calibrate the test scores with a bounded
     sigmoid fitted on the validation set (orchestrator.data.validation), whose predictions
     also fix the decision thresholds (orchestrator.models.thresholds). Nothing here reads a
-    test label or mask: they are only for the metrics computed from the result."""
+    test label or mask: they are only for the metrics computed from the result.
+    ``monitor``: the training curves' (adapters.training), for the time of ``fit``."""
     from orchestrator.calibration import fit_calibrator
     from orchestrator.metrics import evaluate
     from orchestrator.models import validation_thresholds
 
     t0 = time.perf_counter()
-    adapter.fit(train)
+    adapter.monitor = monitor
+    try:
+        adapter.fit(train)
+    finally:
+        adapter.monitor = None
     fit_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     preds = adapter.predict(test)
@@ -114,6 +124,7 @@ def survey_trial(spec: Mapping[str, Any]) -> dict[str, Any]:
     from orchestrator.models.pyfunc import save_detector_model
     from orchestrator.reports.maps import write_official_maps
     from orchestrator.reports.trial import decision_metrics, write_trial_artifacts
+    from orchestrator.tracking.curves import log_final_point, trial_monitor
     from orchestrator.tracking.trials import open_trial_run
 
     enter_worker(spec)
@@ -129,9 +140,10 @@ def survey_trial(spec: Mapping[str, Any]) -> dict[str, Any]:
         cat = load_category(Path(spec["category_dir"]))
         test = cat.split("test")
         seed_everything(int(adapter.config.get("seed", 0)))
-        with tempfile.TemporaryDirectory(prefix="validation-") as val_dir:
-            train, validation = protocol_sets(cat, val_dir)
-            scored = fit_and_score(adapter, train, validation, test)
+        train, validation = protocol_sets(cat)  # written once per category (cached)
+        monitor = trial_monitor(run, adapter, validation, int(spec.get("curve_points", 4)))
+        scored = fit_and_score(adapter, train, validation, test, monitor)
+        log_final_point(monitor, scored.validation.get("image_auroc"))
         preds, probs = scored.preds, scored.probs
         metrics = dict(evaluate(test, preds))
         metrics.update(fit_seconds=scored.fit_s, predict_seconds=scored.predict_s)
@@ -160,6 +172,7 @@ class _Plan:
 
 def _plan(opts: SurveyOptions, prep: Prepared, cluster: Cluster, common: dict[str, Any]) -> _Plan:
     from orchestrator.data import fingerprint
+    from orchestrator.data.preprocess import key_part
     from orchestrator.data.validation import PROTOCOL
     from orchestrator.jobs import method_spec, setup_method
     from orchestrator.jobs.plan import trial_name, trial_resources
@@ -186,6 +199,7 @@ def _plan(opts: SurveyOptions, prep: Prepared, cluster: Cluster, common: dict[st
                 source=ms.source,
                 commit=ms.commit,
                 profile=cluster.profile,
+                **key_part(spec["preprocess"]),  # another preprocessing: another trial
             )
             plan.specs.append(spec)
             plan.resources.append(trial_resources(ms.resources, device))
@@ -193,12 +207,15 @@ def _plan(opts: SurveyOptions, prep: Prepared, cluster: Cluster, common: dict[st
 
 
 def _row(spec: Mapping[str, Any], run=None, error: str | None = None) -> dict[str, Any]:
+    from orchestrator.data.preprocess import label
+
     row: dict[str, Any] = {
         "method": spec["method"],
         "category": spec["category"],
         "profile": spec["profile"],
         "source": spec["source"],
         "seed": spec["config"].get("seed"),
+        "preprocess": label(spec.get("preprocess", {})),
         "status": "done" if run is not None else "failed",
     }
     if run is not None:
@@ -230,6 +247,7 @@ def run_survey(opts: SurveyOptions, out: TextIO | None = None) -> SurveyResult:
     from orchestrator.jobs.parent import ui_lines
     from orchestrator.jobs.plan import weights_notice
     from orchestrator.reports import console_summary
+    from orchestrator.reports.curves import write_training_curves
     from orchestrator.tracking import project_commit
 
     out = out or sys.stdout
@@ -278,6 +296,7 @@ def run_survey(opts: SurveyOptions, out: TextIO | None = None) -> SurveyResult:
             "failed_trials": sum(r["status"] != "done" for r in rows),
             "trials": len(rows),
         },
+        extra=lambda rows, out_dir: write_training_curves(prep.uri, rows, out_dir),
     )
     failed = sum(r["status"] != "done" for r in rows)
     say("")

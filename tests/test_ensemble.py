@@ -216,6 +216,11 @@ def _ensemble_job(tmp_path, monkeypatch, in_process: bool) -> None:
     ):
         assert key in m, key
     assert 0.0 <= m["image_auroc"] <= 1.0
+    # the network's training curve: its loss every epoch, the validation AUROC at the end
+    run_id = children[0].info.run_id
+    assert sorted(p.step for p in client.get_metric_history(run_id, "train_loss")) == [1, 2, 3]
+    curve = client.get_metric_history(run_id, "curve_validation_image_auroc")
+    assert curve and max(p.step for p in curve) == 3
     arts = {a.path for a in client.list_artifacts(children[0].info.run_id)}
     assert {"reliability.png", "reliability_platt.png", "scores.csv"} <= arts
     summary = {a.path for a in client.list_artifacts(first.parent_run_id, "summary")}

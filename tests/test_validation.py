@@ -11,7 +11,11 @@ from PIL import Image
 
 from orchestrator.cli import main
 from orchestrator.data import load_category
-from orchestrator.data.validation import split_validation, write_validation_category
+from orchestrator.data.validation import (
+    protocol_sets,
+    split_validation,
+    write_validation_category,
+)
 
 
 @pytest.fixture
@@ -61,6 +65,31 @@ def test_written_validation_category(category, tmp_path):
     again = write_validation_category(cat, tmp_path / "val2", seed=0)
     for a, b in zip(sorted(root.rglob("*.png")), sorted(again.rglob("*.png")), strict=True):
         assert np.array_equal(np.asarray(Image.open(a)), np.asarray(Image.open(b)))
+
+
+def test_cached_validation_set_is_written_once_and_follows_its_inputs(
+    category, tmp_path, monkeypatch
+):
+    """protocol_sets without a folder: the set is written once into the cache, identical to
+    a fresh one, reused by the next trial, and rewritten when a training image changes."""
+    monkeypatch.setenv("ORCHESTRATOR_CACHE", str(tmp_path / "cache"))
+    cat = load_category(category)
+    _, first = protocol_sets(cat)
+    root = first.samples[0].image_path.parents[2]
+    fresh = write_validation_category(cat, tmp_path / "fresh", seed=0)
+    for a, b in zip(sorted(root.rglob("*.png")), sorted(fresh.rglob("*.png")), strict=True):
+        assert a.relative_to(root) == b.relative_to(fresh)
+        assert np.array_equal(np.asarray(Image.open(a)), np.asarray(Image.open(b)))
+    stamp = (root / "VALIDATION.txt").stat().st_mtime_ns
+    _, second = protocol_sets(cat)
+    assert [s.image_path for s in second] == [s.image_path for s in first]
+    assert (root / "VALIDATION.txt").stat().st_mtime_ns == stamp  # not written again
+    # a training image replaced (same size, new content): a new set from the new images
+    img = cat.train[0].image_path
+    Image.fromarray(255 - np.asarray(Image.open(img).convert("RGB"))).save(img)
+    _, third = protocol_sets(load_category(category))
+    assert third.samples[0].image_path.parents[2] != root
+    assert len(list((tmp_path / "cache" / "validation").iterdir())) == 2  # no leftovers
 
 
 def test_choose_never_reads_the_test_set(category, capsys):

@@ -19,43 +19,44 @@ Public API (small on purpose; other adapters may import any of these):
 - ``upstream_modules(path, names)``: import loose modules of a vendored checkout in isolation.
 """
 
-from adapters.common.backbone import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
-    LayerFeatures,
-    as_size,
-    batches,
-    gaussian_blur,
-    resolve_device,
-    seed_everything,
-    to_tensor,
-    upsample,
-)
-from adapters.common.patches import PatchEmbedder, build_embedder
-from adapters.common.upstream import upstream_modules
-from adapters.common.weights import (
-    backbone_weights,
-    build_backbone,
-    config_backbone,
-    resolve_weights,
-)
+from __future__ import annotations
 
-__all__ = [
-    "IMAGENET_MEAN",
-    "IMAGENET_STD",
-    "LayerFeatures",
-    "PatchEmbedder",
-    "as_size",
-    "backbone_weights",
-    "batches",
-    "build_backbone",
-    "build_embedder",
-    "config_backbone",
-    "gaussian_blur",
-    "resolve_device",
-    "resolve_weights",
-    "seed_everything",
-    "to_tensor",
-    "upsample",
-    "upstream_modules",
-]
+import importlib
+from typing import Any
+
+#: public name -> the submodule defining it; imported on first use (PEP 562), so that an
+#: adapter class (adapters.common.engine) imports without torch: the registry and
+#: `orchestrate methods` read the classes' attributes and stay fast
+_EXPORTS = {
+    "IMAGENET_MEAN": "backbone",
+    "IMAGENET_STD": "backbone",
+    "LayerFeatures": "backbone",
+    "as_size": "backbone",
+    "batches": "backbone",
+    "gaussian_blur": "backbone",
+    "resolve_device": "backbone",
+    "seed_everything": "backbone",
+    "to_tensor": "backbone",
+    "upsample": "backbone",
+    "PatchEmbedder": "patches",
+    "build_embedder": "patches",
+    "upstream_modules": "upstream",
+    "backbone_weights": "weights",
+    "build_backbone": "weights",
+    "config_backbone": "weights",
+    "resolve_weights": "weights",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})

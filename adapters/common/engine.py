@@ -8,6 +8,9 @@ upstream one with the checkout folder, ``Adapter.checkout_dir``, the registry en
 adds what the contract needs around it: maps resized to the evaluation size, the checkout's
 HEAD and state recorded (``Engine.upstream_state``), the engine's state saved as
 ``<name>.pt`` (tensors only, loaded with ``weights_only``).
+
+torch is imported where it is used, not with this module: an adapter class then imports
+without torch, so the registry and `orchestrate methods` read its attributes in a moment.
 """
 
 from __future__ import annotations
@@ -15,17 +18,18 @@ from __future__ import annotations
 import importlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import numpy as np
-import torch
-from torch import nn
 
 from adapters.base import Adapter, FeatureMaps, Predictions, Resources, UpstreamState
-from adapters.common.backbone import as_size, batches, resolve_device, upsample
-from adapters.common.bn_calibration import load_modules_state, modules_state
+from adapters.training import TrainingMonitor, preserved_training
 from orchestrator.data.types import SampleSet
 from orchestrator.errors import UserError
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
 
 class Engine(Protocol):
@@ -61,10 +65,15 @@ class Engine(Protocol):
         clean); None for a native engine."""
         ...
 
+    #: set by the adapter for the time of ``fit`` (adapters.training): the loop reports
+    #: each epoch's loss to it; None: no curves
+    monitor: TrainingMonitor | None
+
 
 class EngineBase:
     """What the built-in engines share: config, device, the checkout record (upstream
-    engines pass ``checkout``), the input size and ImageNet-normalised batches."""
+    engines pass ``checkout``), the input size, ImageNet-normalised batches and the training
+    curves' epoch reports (``epoch_end``)."""
 
     def __init__(
         self, config: dict[str, Any], device: torch.device, checkout: Path | None = None
@@ -72,6 +81,21 @@ class EngineBase:
         self.config = config
         self.device = device
         self._upstream = UpstreamState.at(checkout) if checkout is not None else None
+        self.monitor: TrainingMonitor | None = None
+
+    def epoch_end(self, epoch: int, total: int, loss: float | None, can_probe: bool = True) -> None:
+        """Report epoch ``epoch`` (1-based) of ``total`` to the monitor, if any; a probe runs
+        with every network of the engine in evaluation mode and the random generators kept
+        (adapters.training.preserved_training)."""
+        if self.monitor is not None:
+            guard = lambda: preserved_training(self.networks())  # noqa: E731
+            self.monitor.epoch_end(epoch, total, loss, guard, can_probe)
+
+    def networks(self) -> list[nn.Module]:
+        """The engine's torch modules (its attributes that are modules)."""
+        from torch import nn
+
+        return [v for v in vars(self).values() if isinstance(v, nn.Module)]
 
     def upstream_state(self) -> UpstreamState | None:
         return self._upstream
@@ -79,10 +103,14 @@ class EngineBase:
     @property
     def size(self) -> tuple[int, int]:
         """``image_size`` as ``(H, W)``."""
+        from adapters.common.backbone import as_size
+
         return as_size(self.config["image_size"])
 
     def batches(self, data: SampleSet) -> Iterator[torch.Tensor]:
         """``data``'s images at ``image_size``, ImageNet-normalised, ``batch_size`` at a time."""
+        from adapters.common.backbone import batches
+
         return batches(data, self.size, int(self.config["batch_size"]), self.device)
 
 
@@ -101,10 +129,17 @@ class NetworkEngine(EngineBase):
     def frozen(self) -> dict[str, nn.Module]:
         return {}
 
+    def networks(self) -> list[nn.Module]:
+        return [*super().networks(), *self.trained().values(), *self.frozen().values()]
+
     def state(self) -> dict[str, dict[str, torch.Tensor]]:
+        from adapters.common.bn_calibration import modules_state
+
         return modules_state(self.trained(), self.frozen())
 
     def set_state(self, state: dict[str, dict[str, torch.Tensor]]) -> None:
+        from adapters.common.bn_calibration import load_modules_state
+
         self.build()
         load_modules_state(state, self.trained(), self.frozen())
 
@@ -138,6 +173,8 @@ class EngineAdapter(Adapter):
                 )
 
     def __init__(self, config=None, device: str = "cpu", source: str = "native") -> None:
+        from adapters.common.backbone import as_size, resolve_device
+
         super().__init__(dict(self.default_config) | dict(config or {}), device, source)
         k = self.image_size_multiple
         if k > 1:
@@ -172,9 +209,16 @@ class EngineAdapter(Adapter):
         return self._engine
 
     def _fit(self, train: SampleSet) -> None:
-        self.engine.fit(train)
+        engine = self.engine
+        engine.monitor = self.monitor
+        try:
+            engine.fit(train)
+        finally:
+            engine.monitor = None
 
     def _predict(self, test: SampleSet) -> Predictions:
+        from adapters.common.backbone import upsample
+
         scores, maps = self.engine.predict(test)
         return Predictions(scores, upsample(maps, test.eval_size).numpy())
 
@@ -182,8 +226,12 @@ class EngineAdapter(Adapter):
         return FeatureMaps(self.engine.features(images), name=self.feature_name)
 
     def _save_state(self, directory: Path) -> None:
+        import torch
+
         torch.save(self.engine.state(), directory / f"{self.name}.pt")
 
     def _load_state(self, directory: Path) -> None:
+        import torch
+
         path = directory / f"{self.name}.pt"
         self.engine.set_state(torch.load(path, map_location="cpu", weights_only=True))

@@ -10,8 +10,9 @@ PatchCore and SimpleNet (native and upstream) both extract these features from t
 keys: ``backbone``, ``pretrained``, ``weights_path``, ``seed``, ``layers``, ``patchsize``,
 ``pretrain_embed_dimension``, ``target_embed_dimension`` and ``image_size``.
 ``build_embedder`` builds the native extractor from them, ``upstream_embedder_args`` the
-arguments upstream's ``load(...)`` of both takes for its own; ``embedder_defaults`` gives their
-shared defaults (both adapters' ``default_config``).
+arguments upstream's ``load(...)`` of both takes for its own; ``embedder_defaults``
+(adapters.common.config, without torch) gives their shared defaults (both adapters'
+``default_config``).
 """
 
 from __future__ import annotations
@@ -63,20 +64,6 @@ class PatchEmbedder(nn.Module):
         n, gh, gw, d = per_layer.shape
         out = F.adaptive_avg_pool1d(per_layer.reshape(-1, 1, d), self.target_dim)
         return out.view(n, gh, gw, self.target_dim)
-
-
-def embedder_defaults(dim: int) -> dict[str, Any]:
-    """Upstream's defaults of the keys ``build_embedder`` reads (WideResNet-50 ``layer2`` and
-    ``layer3`` with ImageNet weights, 3 x 3 patches), ``dim`` for both embedding dimensions."""
-    return {
-        "backbone": "wide_resnet50_2",
-        "layers": ["layer2", "layer3"],
-        "pretrained": True,
-        "weights_path": None,
-        "pretrain_embed_dimension": dim,
-        "target_embed_dimension": dim,
-        "patchsize": 3,
-    }
 
 
 def build_embedder(config: Mapping[str, Any], device: torch.device) -> PatchEmbedder:

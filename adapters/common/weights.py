@@ -15,6 +15,11 @@ Absent and offline is a one-line :class:`~orchestrator.errors.UserError` (exit 2
 file, its hash prefix and the folder to put it in; never a silent random initialisation.
 ``pretrained: false`` is the only way to a random network (seeded, for tiny tests).
 
+What torchvision / efficientnet_pytorch call a backbone's file (per installed version) and the
+sha256 of each file hashed (per path, size and mtime) are remembered in the cache folder
+(orchestrator.memo): `orchestrate weights list` then needs neither torch nor a pass over
+hundreds of megabytes.
+
 Backbone names: torchvision's model names (``resnet18``, ``wide_resnet50_2``,
 ``efficientnet_b5``, ...), ``efficientnet_lite0`` / ``_lite1`` / ``_lite2`` (architecture from
 ``efficientnet-lite-pytorch``, the ``efficientnet_pytorch`` layout), and ``efficientnet-b0`` ..
@@ -24,18 +29,21 @@ Backbone names: torchvision's model names (``resnet18``, ``wide_resnet50_2``,
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import os
 import re
 import shutil
 import socket
+import sys
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 from orchestrator.errors import UserError
+from orchestrator.memo import DiskMemo
 
 #: torch.hub's rule: the hex digits between the last "-" and the extension are a sha256 prefix.
 HASH_RE = re.compile(r"-([a-f0-9]+)\.")
@@ -111,18 +119,27 @@ def weights_spec(name: str) -> WeightsSpec:
         # no download address: the packages are the only source of these files
         return WeightsSpec(name, "efficientnet_lite", file_name, None, package, module)
     if re.fullmatch(r"efficientnet-b[0-7]", name):
-        try:
-            from efficientnet_pytorch.utils import url_map
-        except ImportError as exc:
-            raise UserError(
-                f"backbone {name!r} needs efficientnet_pytorch (its layout; "
-                "pip install -e '.[upstream]')"
-            ) from exc
-        url = url_map[name]
+        url = remembered_url("efficientnet_pytorch", name, _efficientnet_pytorch_url)
         # efficientnet_pytorch never checks its files' hashes, and their names' hex parts are
         # not known to be sha256 prefixes: found by name only
         file_name = Path(urlparse(url).path).name
         return WeightsSpec(name, "efficientnet_pytorch", file_name, url, checked=False)
+    url = remembered_url("torchvision", name, _torchvision_url)
+    return WeightsSpec(name, "torchvision", Path(urlparse(url).path).name, url)
+
+
+def _efficientnet_pytorch_url(name: str) -> str:
+    try:
+        from efficientnet_pytorch.utils import url_map
+    except ImportError as exc:
+        raise UserError(
+            f"backbone {name!r} needs efficientnet_pytorch (its layout; "
+            "pip install -e '.[upstream]')"
+        ) from exc
+    return url_map[name]
+
+
+def _torchvision_url(name: str) -> str:
     import torchvision
 
     try:
@@ -132,30 +149,74 @@ def weights_spec(name: str) -> WeightsSpec:
         raise UserError(
             f"unknown backbone {name!r} (a torchvision model name, {known}, or efficientnet-bN)"
         ) from exc
-    url = weights.DEFAULT.url
-    return WeightsSpec(name, "torchvision", Path(urlparse(url).path).name, url)
+    return weights.DEFAULT.url
+
+
+#: ``<package>:<backbone> -> [package version, weights address]``: what a package that takes
+#: seconds to import (torch) said, for later processes (`orchestrate weights list`)
+_URLS = DiskMemo("weights-urls.json")
+
+
+def remembered_url(package: str, name: str, lookup: Callable[[str], str]) -> str:
+    """``lookup(name)``, the weights address that ``package`` gives backbone ``name``,
+    remembered per installed version of ``package`` (a package not installed: always looked
+    up, so its error is raised)."""
+    try:
+        version = importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        version = None
+    key = f"{package}:{name}"
+    seen = _URLS.get(key)
+    if version and isinstance(seen, list) and len(seen) == 2 and seen[0] == version:
+        return str(seen[1])
+    url = lookup(name)
+    if version:
+        _URLS.put(key, [version, url])
+    return url
 
 
 def checkpoints_dir() -> Path:
-    """torch.hub's cache of downloaded weights: ``$TORCH_HOME/hub/checkpoints``."""
-    import torch
+    """torch.hub's cache of downloaded weights: ``$TORCH_HOME/hub/checkpoints``.
 
-    return Path(torch.hub.get_dir()) / "checkpoints"
+    Once torch is imported, torch.hub says (``torch.hub.set_dir`` may have moved it); before,
+    torch.hub's rule from the environment gives the same folder without importing torch.
+    """
+    hub = sys.modules.get("torch.hub")
+    if hub is not None:
+        return Path(hub.get_dir()) / "checkpoints"
+    xdg = os.getenv("XDG_CACHE_HOME", "~/.cache")
+    home = os.path.expanduser(os.getenv("TORCH_HOME", os.path.join(xdg, "torch")))
+    return Path(home) / "hub" / "checkpoints"
 
 
 _SHA_CACHE: dict[tuple[str, int, int], str] = {}
+#: sha256 of files by resolved path with the size and mtime they had, for later processes
+#: (hashing the backbones' 100+ MB files would be most of `orchestrate weights list`)
+_SHA_MEMO = DiskMemo("sha256.json")
 
 
 def sha256_of(path: Path) -> str:
-    """sha256 of a file (memoised by path, size and mtime)."""
+    """sha256 of a file, memoised by path, size and mtime (in this process, and for later
+    ones in the cache folder)."""
     st = path.stat()
     key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
     if key not in _SHA_CACHE:
-        h = hashlib.sha256()
-        with open(path, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
-        _SHA_CACHE[key] = h.hexdigest()
+        stored = _SHA_MEMO.get(key[0])
+        if (
+            isinstance(stored, list)
+            and len(stored) == 3
+            and stored[:2] == [st.st_size, st.st_mtime_ns]
+        ):
+            _SHA_CACHE[key] = str(stored[2])
+        else:
+            h = hashlib.sha256()
+            with open(path, "rb") as f:
+                for chunk in iter(lambda: f.read(1 << 20), b""):
+                    h.update(chunk)
+            _SHA_CACHE[key] = h.hexdigest()
+            # entries of files that are gone are dropped (tests hash many temporary files)
+            keep = lambda p, _value: os.path.exists(p)  # noqa: E731
+            _SHA_MEMO.put(key[0], [st.st_size, st.st_mtime_ns, _SHA_CACHE[key]], keep)
     return _SHA_CACHE[key]
 
 

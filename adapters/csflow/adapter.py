@@ -29,6 +29,17 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from adapters.common.engine import EngineAdapter
+from adapters.common.weights import canonical
+
+
+def backbone_name(extractor: str, source: str) -> str:
+    """The backbone ``source`` builds for ``extractor``: the native source torchvision's
+    ``efficientnet_bN`` for ``efficientnet-bN`` (``efficientnet_lite0``, efficientnet_pytorch
+    layout, for the Lite); upstream ``efficientnet_pytorch`` networks (``efficientnet-bN``; the
+    Lite, same layout, is swapped in at run time)."""
+    if source == "upstream":
+        return canonical(str(extractor))
+    return str(extractor).replace("-", "_")
 
 
 class CSFlow(EngineAdapter):
@@ -55,7 +66,5 @@ class CSFlow(EngineAdapter):
     @classmethod
     def backbones(cls, config, source: str) -> list[tuple[str, bool, str | None, int]]:
         """The ``extractor`` under the name the source builds it by."""
-        from adapters.csflow import native, upstream
-
-        name = (upstream if source == "upstream" else native).backbone_name(config["extractor"])
+        name = backbone_name(config["extractor"], source)
         return super().backbones({**config, "backbone": name}, source)

@@ -22,13 +22,8 @@ from adapters.common import build_backbone, seed_everything
 from adapters.common.bn_calibration import calibrate_batchnorm
 from adapters.common.engine import NetworkEngine
 from adapters.csflow import networks
+from adapters.csflow.adapter import backbone_name
 from orchestrator.data.types import SampleSet
-
-
-def backbone_name(extractor: str) -> str:
-    """The backbone the native source builds: torchvision's ``efficientnet_bN`` for
-    ``efficientnet-bN``; ``efficientnet_lite0`` (efficientnet_pytorch layout) for the Lite."""
-    return str(extractor).replace("-", "_")
 
 
 class NativeExtractor(networks.ScaledExtractor):
@@ -38,7 +33,7 @@ class NativeExtractor(networks.ScaledExtractor):
 
     def __init__(self, name: str, pretrained: bool, weights_path: str | None, seed: int):
         super().__init__()
-        net = build_backbone(backbone_name(name), pretrained, weights_path, seed)
+        net = build_backbone(backbone_name(name, "native"), pretrained, weights_path, seed)
         if hasattr(net, "_blocks"):  # efficientnet_pytorch layout
             last, self.channels = networks.last_stage_before_top(net._blocks)
             self.body = nn.Sequential(
@@ -118,7 +113,7 @@ class NativeCSFlow(NetworkEngine):
         gen = torch.Generator().manual_seed(seed)
         self.flow.train()
         self.loss_history_ = []
-        for _ in tqdm(range(epochs), desc="csflow", disable=not cfg.get("progress")):
+        for e in tqdm(range(epochs), desc="csflow", disable=not cfg.get("progress")):
             order = torch.randperm(len(train), generator=gen)
             losses = []
             for s in range(0, len(order), bs):
@@ -131,6 +126,7 @@ class NativeCSFlow(NetworkEngine):
                 opt.step()
                 losses.append(float(loss.detach()))
             self.loss_history_.append(float(np.mean(losses)))
+            self.epoch_end(e + 1, epochs, self.loss_history_[-1])
         self.flow.eval()
 
     @torch.no_grad()

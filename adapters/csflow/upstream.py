@@ -20,16 +20,10 @@ import torch
 from torch import nn
 
 from adapters.common import build_backbone, seed_everything, upstream_modules
-from adapters.common.weights import canonical
+from adapters.csflow.adapter import backbone_name
 from adapters.csflow.native import NativeCSFlow
 from adapters.csflow.networks import ScaledExtractor, last_stage_before_top
 from orchestrator.errors import UserError
-
-
-def backbone_name(extractor: str) -> str:
-    """Upstream builds ``efficientnet_pytorch`` networks (``efficientnet-bN``); the Lite
-    (same layout) is swapped in at run time."""
-    return canonical(str(extractor))
 
 
 def load_upstream(checkout: Path) -> dict[str, ModuleType]:
@@ -122,7 +116,7 @@ class UpstreamCSFlow(NativeCSFlow):
         h, w = self.size
         extractor = UpstreamExtractor(
             self.mods,
-            backbone_name(str(cfg["extractor"])),
+            backbone_name(str(cfg["extractor"]), "upstream"),
             bool(cfg["pretrained"]),
             cfg.get("weights_path"),
             seed,

@@ -179,7 +179,8 @@ class NativeDRAEM(NetworkEngine):
             self.recon.train()
             self.disc.train()
             bar = tqdm(range(epochs), desc="draem fit", disable=not self.config.get("progress"))
-            for _ in bar:
+            for e in bar:
+                losses = []
                 for normal, aug, mask in epoch():
                     normal, aug = normal.to(self.device), aug.to(self.device)
                     mask = mask.to(self.device)
@@ -189,8 +190,10 @@ class NativeDRAEM(NetworkEngine):
                     opt.zero_grad()
                     loss.backward()
                     opt.step()
-                    bar.set_postfix(loss=f"{loss.item():.4f}")
+                    losses.append(loss.item())
+                    bar.set_postfix(loss=f"{losses[-1]:.4f}")
                 sched.step()
+                self.epoch_end(e + 1, epochs, float(np.mean(losses)) if losses else None)
         self.recon.eval()
         self.disc.eval()
 

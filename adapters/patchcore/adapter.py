@@ -20,8 +20,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from adapters.common.config import embedder_defaults
 from adapters.common.engine import EngineAdapter
-from adapters.common.patches import embedder_defaults
 
 
 class PatchCore(EngineAdapter):

@@ -86,7 +86,8 @@ class NativeRevDist(NetworkEngine):
         wp = float(cfg["weight_proj"])
         self.loss_history_ = []
         pending = False
-        for _ in tqdm(range(int(cfg["epochs"])), desc="revdist", disable=not cfg.get("progress")):
+        epochs = int(cfg["epochs"])
+        for e in tqdm(range(epochs), desc="revdist", disable=not cfg.get("progress")):
             for m in (self.proj, self.bottleneck, self.decoder):
                 m.train()
             order = rng.permutation(len(images))
@@ -107,6 +108,7 @@ class NativeRevDist(NetworkEngine):
                     pending = self._step(opt_proj, opt_dist)
                 losses.append(float(loss.detach()))
             self.loss_history_.append(float(np.mean(losses)))
+            self.epoch_end(e + 1, epochs, self.loss_history_[-1])
         if pending:  # the last odd batches' gradients (and tiny sets with fewer than acc batches)
             self._step(opt_proj, opt_dist)
         self._eval_mode()

@@ -240,7 +240,8 @@ class UpstreamRevDist(NetworkEngine):
         )
         images = train.load_images(self.size)
         self.loss_history_ = []
-        for _ in tqdm(range(int(c["epochs"])), desc="revdist", disable=not c.get("progress")):
+        epochs = int(c["epochs"])
+        for e in tqdm(range(epochs), desc="revdist", disable=not c.get("progress")):
             self.bn.train()
             self.proj.train()
             self.decoder.train()
@@ -266,6 +267,7 @@ class UpstreamRevDist(NetworkEngine):
                     opt_distill.zero_grad()
                 total += float(loss.detach())
             self.loss_history_.append(total)
+            self.epoch_end(e + 1, epochs, total / max(-(-len(images) // bs), 1))
         self._eval_mode()
 
     def _eval_mode(self) -> None:

@@ -21,8 +21,8 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from adapters.common.config import embedder_defaults
 from adapters.common.engine import EngineAdapter
-from adapters.common.patches import embedder_defaults
 
 
 class SimpleNet(EngineAdapter):

@@ -92,7 +92,8 @@ class NativeSimpleNet(NetworkEngine):
         self.adapter.train()
         self.disc.train()
         self.steps = 0
-        for _ in tqdm(range(epochs), desc="simplenet", disable=not c.get("progress", False)):
+        for e in tqdm(range(epochs), desc="simplenet", disable=not c.get("progress", False)):
+            losses = []
             for chunk in torch.randperm(n, generator=gen).split(bs):
                 true = self.adapter(feats[chunk.to(feats.device)].reshape(-1, d))
                 pick = torch.randint(0, k, (len(true), 1), generator=gen)
@@ -107,6 +108,8 @@ class NativeSimpleNet(NetworkEngine):
                 adapter_opt.step()
                 dsc_opt.step()
                 self.steps += 1
+                losses.append(float(loss.detach()))
+            self.epoch_end(e + 1, epochs, float(np.mean(losses)))
         self.adapter.eval()
         self.disc.eval()
 

@@ -35,12 +35,18 @@ from orchestrator.data.types import SampleSet
 
 
 class _NoLogger:
-    """Stands in for upstream's TensorBoard wrapper (``logger.logger.add_scalar``, ``step``)."""
+    """Stands in for upstream's TensorBoard wrapper (``logger.logger.add_scalar``, ``step``):
+    writes nothing, keeps the ``loss`` values it is given (one per batch) for the curves."""
 
     g_iter = 0
 
     def __init__(self) -> None:
-        self.logger = SimpleNamespace(add_scalar=lambda *args, **kwargs: None)
+        self.losses: list[float] = []
+        self.logger = SimpleNamespace(add_scalar=self._scalar)
+
+    def _scalar(self, tag: str, value, *args, **kwargs) -> None:
+        if tag == "loss":  # upstream passes the loss tensor itself
+            self.losses.append(float(value.detach() if hasattr(value, "detach") else value))
 
     def step(self) -> None:
         self.g_iter += 1
@@ -87,12 +93,25 @@ class UpstreamSimpleNet(NetworkEngine):
         seed = int(self.config["seed"])
         seed_everything(seed)
         rng = np.random.default_rng(seed)
-        for _ in range(int(self.config["meta_epochs"])):
+        meta, gan = int(self.config["meta_epochs"]), int(self.config["gan_epochs"])
+        for m in range(meta):
             order = train.subset(rng.permutation(len(train)).tolist())
-            self.model._train_discriminator([{"image": x} for x in self.batches(order)])
+            batches = [{"image": x} for x in self.batches(order)]
+            self.model.logger.losses.clear()
+            self.model._train_discriminator(batches)
+            self._report(m, meta, gan, len(batches))
         self.model.discriminator.eval()
         if int(self.config["pre_proj"]) > 0:
             self.model.pre_projection.eval()
+
+    def _report(self, meta_epoch: int, meta: int, gan: int, n_batches: int) -> None:
+        """The epochs of one ``_train_discriminator`` call (``gan`` passes of ``n_batches``)
+        to the monitor; the model can be probed only after the call, at its last epoch."""
+        losses = self.model.logger.losses
+        for j in range(gan):
+            part = losses[j * n_batches : (j + 1) * n_batches]
+            loss = float(np.mean(part)) if part else None
+            self.epoch_end(meta_epoch * gan + j + 1, meta * gan, loss, can_probe=j == gan - 1)
 
     def predict(self, test: SampleSet) -> tuple[np.ndarray, torch.Tensor]:
         scores, maps = [], []

@@ -62,18 +62,51 @@ def add_dataset_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--categories", type=csv_list, default=None, help="comma-separated subset")
 
 
+def add_preprocess_args(p: argparse.ArgumentParser, step: bool = True) -> None:
+    """``--preprocess`` (with ``step``) and its parameters (orchestrator.data.preprocess)."""
+    if step:
+        p.add_argument(
+            "--preprocess",
+            choices=("none", "mask-background"),
+            default="none",
+            help="a step applied to train, validation and test images alike: mask-background "
+            "blacks out everything farther than --preprocess-margin from the part (default none)",
+        )
+    p.add_argument(
+        "--preprocess-margin",
+        type=int,
+        default=8,
+        metavar="PIXELS",
+        help="mask-background: pixels kept around the part (default 8)",
+    )
+    p.add_argument(
+        "--preprocess-object",
+        choices=("auto", "largest-component", "roi"),
+        default="auto",
+        help="mask-background: where the part is: roi (the category's roi.png or roi.json), "
+        "largest-component (the largest bright region against a dark background, threshold by "
+        "Otsu on train/good), auto (default: roi when the category has one, else "
+        "largest-component)",
+    )
+
+
 def add_job_args(
     p: argparse.ArgumentParser,
     kind: str,
     retries: int,
     sets_help: str,
     sets_metavar: str = "METHOD.KEY=VALUE",
+    preprocess_step: bool = True,
 ) -> None:
     """Every option of a trial job (orchestrator.jobs.JobOptions): the dataset, ``--set``,
-    ``--seeds``, ``--resume`` and the run options; ``kind``: survey or ensemble."""
+    ``--seeds``, the preprocessing, ``--resume`` and the run options; ``kind``: survey,
+    ensemble or ablation (``preprocess_step``: False where the job picks the step itself)."""
     add_dataset_args(p)
     add_sets_arg(p, sets_help, metavar=sets_metavar)
     add_seeds_arg(p)
+    add_preprocess_args(p, step=preprocess_step)
+    if not preprocess_step:
+        p.set_defaults(preprocess="none")
     p.add_argument(
         "--resume",
         action="store_true",
@@ -158,6 +191,15 @@ def add_run_args(p: argparse.ArgumentParser, experiment: str, retries: int) -> N
     )
     add_allow_dirty_arg(p)
     p.add_argument(
+        "--curve-points",
+        type=int,
+        default=4,
+        metavar="N",
+        help="training curves: every method that trains logs its loss per epoch and, at about "
+        "N evenly spaced epochs, its validation image AUROC (plotting only, never to pick an "
+        "epoch; default 4, 0: loss only)",
+    )
+    p.add_argument(
         "--in-process",
         action="store_true",
         help="run the trials one by one in this process without Ray (debugging)",
@@ -214,6 +256,10 @@ JOB_FIELDS = (
     "in_process",
     "allow_dirty",
     "artifact_root",
+    "preprocess",
+    "preprocess_margin",
+    "preprocess_object",
+    "curve_points",
 )
 
 

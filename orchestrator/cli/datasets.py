@@ -1,4 +1,5 @@
-"""``orchestrate datasets``: check a dataset folder, generate the synthetic set, list categories."""
+"""``orchestrate datasets``: check a dataset folder, generate the synthetic set, lay out a new
+category from photos, list categories."""
 
 from __future__ import annotations
 
@@ -38,6 +39,65 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     s.set_defaults(func=_synth)
 
+    n = dsub.add_parser(
+        "new",
+        help="lay out a LOCO-format category from folders of photos",
+        description="Lay out ROOT/NAME in LOCO format from a folder of good photos (split "
+        "into train/good, validation/good and test/good at random, seeded) and one of "
+        "defective photos (test/<kind>_anomalies, an empty ground_truth folder each, for "
+        "their masks), with a defects_config.json template and sources.csv (original "
+        "photo -> new path). Prints what to annotate next.",
+    )
+    n.add_argument("name", metavar="NAME", help="the category's name (its folder under --out)")
+    n.add_argument(
+        "--good", type=Path, required=True, metavar="DIR", help="folder of photos of good parts"
+    )
+    n.add_argument(
+        "--defective",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="folder of photos of defective parts; photos in its logical/ or structural/ "
+        "sub-folder are of that kind, photos directly in it of --defect-kind",
+    )
+    n.add_argument(
+        "--defect-kind",
+        choices=["structural", "logical"],
+        default="structural",
+        help="the kind of the photos directly in --defective (default structural: damage "
+        "such as a scratch or dent; logical: a wrong arrangement, a missing or extra part)",
+    )
+    n.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        metavar="ROOT",
+        help="folder of categories: the category goes to ROOT/NAME",
+    )
+    n.add_argument(
+        "--validation-share",
+        type=float,
+        metavar="F",
+        default=0.2,
+        help="share of the good photos for validation/good (default 0.2, at least one)",
+    )
+    n.add_argument(
+        "--test-share",
+        type=float,
+        metavar="F",
+        default=0.2,
+        help="share of the good photos for test/good (default 0.2, at least one; image "
+        "AUROC ranks them against the defective ones)",
+    )
+    n.add_argument(
+        "--seed", type=int, default=0, metavar="N", help="seed of the split (same seed, same split)"
+    )
+    n.add_argument(
+        "--copy", action="store_true", help="copy the photos (default: hard links where possible)"
+    )
+    n.add_argument("--force", action="store_true", help="replace an existing ROOT/NAME")
+    n.set_defaults(func=_new)
+
     ls = dsub.add_parser("list", help="list the categories of a dataset and their split sizes")
     ls.add_argument("--dataset", default="synthetic", help="synthetic|loco|mvtec|custom")
     ls.add_argument("--dataset-root", type=Path, default=None, help="folder of categories")
@@ -46,16 +106,30 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from orchestrator.data.validate import validate
+    from orchestrator.data.validate import NO_MASKS, validate
 
     problems = validate(args.path, progress=sys.stderr.isatty())
     for p in problems:
         print(p)
     if problems:
         print(f"{len(problems)} problem(s) found in {args.path}", file=sys.stderr)
+        unmasked = sum(p.kind == NO_MASKS for p in problems)
+        if unmasked:
+            print(MASK_HINT.format(n=unmasked), file=sys.stderr)
         return 2
     print(f"{args.path}: OK")
     return 0
+
+
+MASK_HINT = "\n".join(
+    [
+        "{n} defective image(s) have no masks yet. A mask is a PNG of its image's size, 8-bit",
+        "grey: 0 = background, the region's pixels = its defect's pixel_value in",
+        "defects_config.json (LOCO; MVTec AD: one <id>_mask.png per image, 255 = defect).",
+        "A survey refuses the category until every defective image has its masks (before",
+        "the first mask is drawn, survey --no-validate gives image metrics only).",
+    ]
+)
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -113,6 +187,29 @@ def _synth(args: argparse.Namespace) -> int:
         problems = validate(path)
         status = "OK" if not problems else f"{len(problems)} problems"
         print(f"wrote {path} ({status})")
+    return 0
+
+
+def _new(args: argparse.Namespace) -> int:
+    from orchestrator.data.new_category import check_target, plan_category, report, write_category
+
+    progress = sys.stderr.isatty()
+    folders = [f for f in (args.good, args.defective) if f is not None]
+    check_target(args.out, args.name, args.force, folders)  # before reading any photo
+    plan = plan_category(
+        args.name,
+        args.good,
+        args.defective,
+        defect_kind=args.defect_kind,
+        validation_share=args.validation_share,
+        test_share=args.test_share,
+        seed=args.seed,
+        progress=progress,
+    )
+    target, linked = write_category(
+        plan, args.out, force=args.force, copy=args.copy, progress=progress
+    )
+    print(report(plan, target, linked))
     return 0
 
 

@@ -44,5 +44,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--output-dir {out} is a file")
     parent, rows, files = report(uri, args.experiment, out, args.run_id)
     print(console_summary(rows))
+    if out / "ablation.md" in files:  # an ablation's parent run: its side-by-side table too
+        print((out / "ablation.md").read_text())
     print(f"survey run {parent}: wrote {len(files)} files to {out}")
     return 0

@@ -13,11 +13,15 @@ from tqdm import tqdm
 from orchestrator.data.loco import LOCO_TEST_SUBSETS, detect_format, list_images
 from orchestrator.data.mvtec import mvtec_mask_path
 
+#: ``Problem.kind`` of a defective test image that has no mask yet
+NO_MASKS = "no-masks"
+
 
 @dataclass(frozen=True)
 class Problem:
     path: Path
     message: str
+    kind: str = ""  # NO_MASKS, or "" for any other problem
 
     def __str__(self) -> str:
         return f"{self.path}: {self.message}"
@@ -161,7 +165,9 @@ def validate_loco(cat: Path) -> list[Problem]:
                 problems.append(
                     Problem(
                         img_path,
-                        f"image without masks (expected {gt_root / img_path.stem}/000.png)",
+                        f"image without masks (save one PNG per defect region in "
+                        f"{gt_root / img_path.stem}/: 000.png, 001.png, ...)",
+                        NO_MASKS,
                     )
                 )
             for m in masks:
@@ -192,8 +198,13 @@ def validate_loco(cat: Path) -> list[Problem]:
                         )
                     )
                 elif values is not None and int(nz[0]) not in values:
+                    listed = ", ".join(map(str, sorted(values))) or "none"
                     problems.append(
-                        Problem(m, f"pixel value {int(nz[0])} absent from defects_config.json")
+                        Problem(
+                            m,
+                            f"pixel value {int(nz[0])} absent from defects_config.json "
+                            f"(it lists {listed})",
+                        )
                     )
         if gt_root.is_dir():
             for d in sorted(p for p in gt_root.iterdir() if p.is_dir()):
@@ -222,7 +233,9 @@ def validate_mvtec(cat: Path) -> list[Problem]:
                 continue
             mask = mvtec_mask_path(cat, sub.name, img_path.stem)
             if not mask.exists():
-                problems.append(Problem(img_path, f"image without masks (expected {mask})"))
+                problems.append(
+                    Problem(img_path, f"image without masks (expected {mask})", NO_MASKS)
+                )
                 continue
             arr = _open(mask, problems)
             if arr is not None and img is not None and arr.shape[:2] != img.shape[:2]:

@@ -20,9 +20,11 @@ chosen (``orchestrate choose``) are chosen on it; the real test set is never rea
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -166,17 +168,55 @@ def protocol_train(
     return SampleSet(train, category.image_size, dict(category.defects), category.name), good
 
 
+def _inputs_key(category: Category, seed: int, holdout: float) -> str:
+    """What a validation set is made from: the category's folder, its training and
+    validation images (path, size, modification time), the protocol, seed and hold-out."""
+    h = hashlib.sha256(f"{PROTOCOL}\t{seed}\t{holdout}\t{category.root.resolve()}\n".encode())
+    for s in sorted([*category.train, *category.validation], key=lambda s: str(s.image_path)):
+        st = s.image_path.stat()
+        h.update(f"{s.image_path}\t{st.st_size}\t{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def cached_validation_category(category: Category, seed: int = 0, holdout: float = 0.2) -> Path:
+    """The category's validation set, written once into the cache
+    (``<cache>/validation/<name>-<key>``, the key from :func:`_inputs_key`) and reused by
+    every trial that needs it; written in a temporary folder and renamed into place, so a
+    concurrent trial never reads half a set."""
+    from orchestrator.paths import cache_dir
+
+    base = cache_dir() / "validation"
+    final = base / f"{category.name}-{_inputs_key(category, seed, holdout)}"
+    if (final / category.name / "VALIDATION.txt").is_file():
+        return final / category.name
+    base.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".writing-", dir=base))
+    try:
+        write_validation_category(category, tmp, seed, holdout)
+        os.rename(tmp, final)
+    except OSError:  # another trial renamed its copy first (same inputs, same files)
+        if not (final / category.name / "VALIDATION.txt").is_file():
+            raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return final / category.name
+
+
 def protocol_sets(
-    category: Category, out_dir: str | Path, seed: int = 0, holdout: float = 0.2
+    category: Category, out_dir: str | Path | None = None, seed: int = 0, holdout: float = 0.2
 ) -> tuple[SampleSet, SampleSet]:
     """``(train, validation)`` of the validation protocol for one category.
 
     ``train`` is ``protocol_train``'s. ``validation`` is the labelled validation set (good
-    images + synthetic anomalies with masks), written under ``out_dir``, at the category's
-    image size: what calibration, thresholds and map normalisation are fitted on.
+    images + synthetic anomalies with masks), at the category's image size: what
+    calibration, thresholds and map normalisation are fitted on. It is written under
+    ``out_dir``, or (None) taken from the cache (:func:`cached_validation_category`).
     """
     from orchestrator.data.loco import load_category
 
     train, _ = protocol_train(category, holdout, seed)
-    root = write_validation_category(category, out_dir, seed, holdout)
+    if out_dir is None:
+        root = cached_validation_category(category, seed, holdout)
+    else:
+        root = write_validation_category(category, out_dir, seed, holdout)
     return train, load_category(root).split("test", category.image_size)

@@ -20,7 +20,9 @@ import torch.nn.functional as F
 from scipy.ndimage import gaussian_filter
 
 from adapters.base import Adapter, FeatureMaps, Predictions, Resources
+from adapters.training import preserved_training
 from orchestrator.data.types import SampleSet
+from orchestrator.ensemble.config import DEFAULT_CONFIG
 from orchestrator.ensemble.network import EnsembleNet, score_patches, train_network
 from orchestrator.ensemble.transform import make_transform, patches
 from orchestrator.errors import UserError
@@ -36,31 +38,7 @@ class FeatureEnsemble(Adapter):
     name = "feature_ensemble"
     default_resources = Resources(cpu=2, gpu=0, memory_gb=8)
     sources = ("native",)
-    default_config: ClassVar[dict[str, Any]] = {
-        "members": ["patchcore", "simplenet"],
-        "member_overrides": {},  # method name -> overrides of its registry config
-        "member_profile": "paper",
-        "member_source": "auto",
-        "registry": None,  # extra registry file for the members
-        "fusion": "ift",  # ift (independent per-member PCA) | global (one PCA)
-        "components": None,  # total kept components; None: first member's channel count
-        "variance": None,  # per member by explained variance (e.g. 0.95) instead of a split
-        "projection": False,  # per-member linear layer: bool or one bool per member
-        "hidden": 1024,
-        "epochs": 20,
-        "lr": 0.0002,
-        "proj_lr": 0.0001,
-        # Relative to the fused features' mean std (with scale). Chosen on validation data
-        # (registry.yaml, ensemble.chosen, says how); replaces 0.3, once chosen on test AUROC.
-        "noise_std": 1.0,
-        "margin": 0.5,
-        "scale": True,  # divide fused features by their mean train std (noise_std is relative)
-        "smoothing_sigma": 4.0,
-        "batch_size": 1024,  # patches per discriminator step
-        "image_size": None,  # None: the members' own input sizes
-        "pretrained": None,  # None: the members' own setting; else forwarded to them
-        "seed": 0,
-    }
+    default_config: ClassVar[dict[str, Any]] = DEFAULT_CONFIG
 
     def __init__(self, config=None, device: str = "cpu", source: str = "native") -> None:
         super().__init__(dict(self.default_config) | dict(config or {}), device, source)
@@ -143,7 +121,12 @@ class FeatureEnsemble(Adapter):
             batch_size=int(self.config["batch_size"]),
             seed=seed,
             device=self.device,
+            on_epoch=self._epoch_end if self.monitor is not None else None,
         )
+
+    def _epoch_end(self, epoch: int, epochs: int, loss: float) -> None:
+        guard = lambda: preserved_training([self.net_])  # noqa: E731
+        self.monitor.epoch_end(epoch, epochs, loss, guard)
 
     def _predict(self, test: SampleSet) -> Predictions:
         fused = self._fused(test)

@@ -39,7 +39,11 @@ def member_key(
     fingerprint: str,
     source: str,
     commit: str | None,
+    preprocess: Mapping[str, str] | None = None,
 ) -> str:
+    """``preprocess``: the category's (orchestrator.data.preprocess.record); a member fitted
+    on images preprocessed another way is another member."""
+    from orchestrator.data.preprocess import key_part
     from orchestrator.data.validation import PROTOCOL
     from orchestrator.tracking import trial_key
 
@@ -51,6 +55,7 @@ def member_key(
         dataset_fingerprint=fingerprint,
         source=source,
         commit=commit or "",
+        **key_part(preprocess or {}),
     )
 
 
@@ -238,7 +243,7 @@ def member_fit_trial(spec: Mapping[str, Any]) -> dict[str, Any]:
         ) as run,
         tempfile.TemporaryDirectory() as tmp,
     ):
-        run.log_params(spec["config"])
+        run.log_params({**spec["config"], **spec.get("preprocess", {"preprocess": "none"})})
         adapter = adapter_from_spec(spec)
         run.set_tags(trial_tags(adapter, spec))
         # the validation protocol's training images (train/good less any hold-out)

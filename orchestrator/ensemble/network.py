@@ -10,7 +10,7 @@ A patch's anomaly score is ``-D(x)``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -90,9 +90,11 @@ def train_network(
     batch_size: int = 4096,
     seed: int = 0,
     device: str = "cpu",
+    on_epoch: Callable[[int, int, float], None] | None = None,
 ) -> list[float]:
     """Train on normal patch features ``[P, C]`` for a fixed number of epochs (no test-data
-    selection). Returns the mean loss per epoch."""
+    selection). Returns the mean loss per epoch; ``on_epoch(epoch, epochs, loss)`` is called
+    after each (1-based; the training curves, adapters.training)."""
     gen = torch.Generator().manual_seed(seed)
     x_all = torch.from_numpy(np.ascontiguousarray(patches, dtype=np.float32))
     net.to(device).train()
@@ -102,7 +104,7 @@ def train_network(
         params.append({"params": proj_params, "lr": proj_lr})
     opt = torch.optim.Adam(params)
     losses = []
-    for _ in range(epochs):
+    for e in range(epochs):
         order = torch.randperm(len(x_all), generator=gen)
         total, batches = 0.0, 0
         for i in range(0, len(order), batch_size):
@@ -119,6 +121,8 @@ def train_network(
             total += float(loss.detach())
             batches += 1
         losses.append(total / max(batches, 1))
+        if on_epoch is not None:
+            on_epoch(e + 1, epochs, losses[-1])
     net.eval()
     return losses
 

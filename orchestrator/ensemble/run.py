@@ -75,6 +75,7 @@ def ensemble_trial(spec: Mapping[str, Any]) -> dict[str, Any]:
         reliability_png,
         write_trial_artifacts,
     )
+    from orchestrator.tracking.curves import trial_monitor
     from orchestrator.tracking.trials import open_trial_run
 
     enter_worker(spec)
@@ -104,11 +105,18 @@ def ensemble_trial(spec: Mapping[str, Any]) -> dict[str, Any]:
             )
             for m in combo
         ]
-        with tempfile.TemporaryDirectory(prefix="validation-") as val_dir:
-            train, validation = protocol_sets(cat, val_dir)  # the members' training images too
-            scores = score_ensemble(
-                members, combo, spec["config"], train, validation, test, spec["device"]
-            )
+        train, validation = protocol_sets(cat)  # the members' training images too (cached)
+        points = int(spec.get("curve_points", 4))
+        scores = score_ensemble(
+            members,
+            combo,
+            spec["config"],
+            train,
+            validation,
+            test,
+            spec["device"],
+            curves=lambda net: trial_monitor(run, net, validation, points),
+        )
         metrics: dict[str, float] = {}
         rows: list[dict[str, Any]] = []
         for a in scores.approaches:
@@ -227,7 +235,9 @@ def _plan_members(opts: EnsembleOptions, prep, cluster, common, fps) -> _Members
         for c, seed in itertools.product(prep.categories, opts.seeds or [None]):
             name = trial_name(f"fit {m}", c.name, seed)
             spec = method_spec(ms, c, fps[c.name], seed, common, device, name)
-            spec["key"] = member_key(m, c.name, spec["config"], fps[c.name], ms.source, ms.commit)
+            spec["key"] = member_key(
+                m, c.name, spec["config"], fps[c.name], ms.source, ms.commit, spec["preprocess"]
+            )
             plan.keys[(m, c.name, seed)] = spec["key"]
             plan.specs.append(spec)
             plan.resources.append(plan.wants[m])
@@ -249,6 +259,7 @@ class _Trials:
 def _plan_trials(
     opts, prep, cluster, common, fps, combos, config, members: _Members, failed, done
 ) -> _Trials:
+    from orchestrator.data.preprocess import record
     from orchestrator.jobs.plan import trial_name
     from orchestrator.tracking import trial_key
 
@@ -266,6 +277,7 @@ def _plan_trials(
                 plan.resumed.append(done[key])
                 continue
             entries = {m: prep.registry.get(m) for m in combo}
+            preprocess = record(c.root)  # already in the member keys, so in ``key``
             plan.specs.append(
                 {
                     **common,
@@ -282,7 +294,9 @@ def _plan_trials(
                     "seed": seed,
                     "device": device,
                     "run_name": trial_name(combo_name(combo), c.name, seed),
+                    "preprocess": preprocess,
                     "tags": {
+                        **preprocess,
                         "members": combo_name(combo),
                         "category": c.name,
                         "dataset": opts.dataset,

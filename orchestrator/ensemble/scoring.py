@@ -5,7 +5,7 @@ normalisation fitted on the validation images only."""
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,6 +62,7 @@ def score_ensemble(
     validation,
     test,
     device: str = "cpu",
+    curves: Callable[[Any], Any] | None = None,
 ) -> Scores:
     """Score the test images with each member, the output-level ensembles and the feature
     network fitted on ``train``. Calibrators, CAWPE weights and map normalisation are fitted
@@ -89,10 +90,18 @@ def score_ensemble(
     seed_everything(int(config.get("seed", 0)))
     net = FeatureEnsemble({**config, "members": list(names)}, device=device)
     net.use_members(list(members))
+    # the training curves (``curves(net)``: an adapters.training monitor); plotting only
+    monitor = net.monitor = curves(net) if curves is not None else None
     t0 = time.perf_counter()
     net.fit(train)
+    net.monitor = None
     fit_s = time.perf_counter() - t0
     preds, val = net.predict(test), net.predict(validation)
+    if monitor is not None and yv.any() and not yv.all():
+        from orchestrator.metrics.image import image_auroc
+        from orchestrator.tracking.curves import log_final_point
+
+        log_final_point(monitor, image_auroc(val.image_scores, yv))
     fitted = {kind: fit_calibrator(kind, val.image_scores, yv) for kind in CALIBRATORS}
     calibrated = {kind: c.predict(preds.image_scores) for kind, c in fitted.items()}
     out.append(

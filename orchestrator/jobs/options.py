@@ -31,6 +31,10 @@ class JobOptions:
     in_process: bool = False  # the trials one by one in this process, without Ray
     artifact_root: str | None = None  # where a new experiment's artifacts go
     allow_dirty: bool = False  # --source upstream on a modified checkout (tagged vendor_dirty)
+    preprocess: str = "none"  # none | mask-background (orchestrator.data.preprocess)
+    preprocess_margin: int = 8  # mask-background: pixels kept around the part
+    preprocess_object: str = "auto"  # mask-background: auto | largest-component | roi
+    curve_points: int = 4  # validation AUROC points per training curve (0: loss curves only)
 
 
 @dataclass

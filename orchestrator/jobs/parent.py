@@ -32,10 +32,19 @@ class ParentRun:
     reused: bool = False  # resumed an earlier parent run
 
     def start(self, tags: Mapping[str, str], resume: bool) -> None:
+        """A new parent run tagged ``tags``; with ``resume``, the latest one of this kind
+        whose preprocessing is the same (two arms of an ablation never share a parent)."""
+        from orchestrator.data.preprocess import label
         from orchestrator.tracking import start_parent_run
 
+        mine = label(tags)
         self.run_id, self.reused = start_parent_run(
-            self.uri, self.experiment_id, dict(tags), kind=self.kind, resume=resume
+            self.uri,
+            self.experiment_id,
+            dict(tags),
+            kind=self.kind,
+            resume=resume,
+            match=lambda run: label(run.data.tags) == mine,
         )
 
     def begin(self, opts, prep, profile: str, commit: str, **tags: str) -> dict[str, Any]:
@@ -43,14 +52,18 @@ class ParentRun:
         runs on (``tags``: the job's own); returns the spec keys every trial of the job gets
         (where to log, under which parent, the profile, dataset and cache)."""
         from orchestrator.data import fingerprint
+        from orchestrator.data.preprocess import label
         from orchestrator.paths import cache_dir
         from orchestrator.tracking.store import dataset_input, source_tags
 
         source = source_tags(commit, self.kind)
+        step = prep.preprocess.params() if prep.preprocess else {"preprocess": "none"}
+        shown = profile if step["preprocess"] == "none" else f"{profile}, {label(step)}"
         self.start(
             {
                 **source,
-                "mlflow.runName": f"{self.kind} {opts.dataset} ({profile})",
+                "mlflow.runName": f"{self.kind} {opts.dataset} ({shown})",
+                **step,
                 "profile": profile,
                 "dataset": opts.dataset,
                 "categories": ",".join(c.name for c in prep.categories),
@@ -79,6 +92,7 @@ class ParentRun:
             "dataset": opts.dataset,
             "cache": str(cache_dir()),
             "source_tags": source,
+            "curve_points": int(getattr(opts, "curve_points", 4)),
         }
 
     def finished(self) -> dict[str, Any]:

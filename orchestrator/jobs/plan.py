@@ -86,8 +86,12 @@ def method_spec(
     """The spec of one trial of ``ms`` on ``category`` (a plain dict a worker can unpickle
     anywhere). ``common``: the job's keys (tracking, parent run, ``profile``, ``dataset``,
     ``project_commit``, ``cache``). The caller adds ``key`` (its trial key) to the spec and
-    the tags."""
+    the tags. The category folder's preprocessing (orchestrator.data.preprocess.record) goes
+    into ``preprocess`` and the tags."""
+    from orchestrator.data.preprocess import record
+
     config = seeded(ms.config, seed)
+    preprocess = record(category.root)
     tags = {
         "method": ms.name,
         "category": category.name,
@@ -99,6 +103,7 @@ def method_spec(
         "profile": common["profile"],
         "seed": str(config.get("seed", "")),
         "project_commit": common.get("project_commit", ""),
+        **preprocess,
     }
     return {
         **common,
@@ -116,6 +121,7 @@ def method_spec(
         "device": device,
         "tags": tags,
         "run_name": run_name,
+        "preprocess": preprocess,
     }
 
 
@@ -163,7 +169,8 @@ def ray_node_tag() -> dict[str, str]:
 def trial_params(spec: Mapping[str, Any], config: Mapping[str, Any]) -> dict[str, Any]:
     """A trial's MLflow parameters: ``config`` (nested: its keys prefixed with the method's,
     ``patchcore.coreset_percentage``) and the axes every trial shares (method, category,
-    seed, profile), so that runs of different methods compare on common columns."""
+    seed, profile, preprocessing), so that runs of different methods compare on common
+    columns."""
     seed = spec["config"].get("seed") if spec.get("seed") is None else spec["seed"]
     return {
         **config,
@@ -171,6 +178,7 @@ def trial_params(spec: Mapping[str, Any], config: Mapping[str, Any]) -> dict[str
         "category": spec["category"],
         "seed": "" if seed is None else seed,
         "profile": spec["profile"],
+        **spec.get("preprocess", {"preprocess": "none"}),
     }
 
 
@@ -181,6 +189,8 @@ def detector_info(spec: Mapping[str, Any]) -> dict[str, Any]:
     tags = spec.get("tags", {})
     for k in ("dataset", "dataset_fingerprint", "project_commit", "seed", "trial_key"):
         info[k] = tags.get(k, "")
+    # a detector fitted on preprocessed images expects images preprocessed the same way
+    info["preprocess"] = dict(spec.get("preprocess", {"preprocess": "none"}))
     return info
 
 

@@ -26,6 +26,8 @@ class Prepared:
     address: str | None  # the Ray cluster to join (None: a local one)
     experiment_id: str
     store_id: str | None  # the local store's identity (orchestrator.tracking.trials)
+    #: the step applied to ``categories`` (orchestrator.data.preprocess; none by default)
+    preprocess: Any = None
 
 
 def prepare(
@@ -43,6 +45,7 @@ def prepare(
     """
     from orchestrator import preflight
     from orchestrator.data import load_dataset
+    from orchestrator.data import preprocess as pre
     from orchestrator.registry import load_registry
     from orchestrator.scheduling.ray_session import ray_target
     from orchestrator.tracking import get_experiment_id, resolve_tracking_uri
@@ -50,6 +53,7 @@ def prepare(
     from orchestrator.tracking.trials import store_identity
 
     preflight.run_options(opts)
+    step = pre.from_options(opts)
     if opts.in_process and opts.trial_timeout is not None:
         raise UserError("--trial-timeout needs Ray (it does not apply with --in-process)")
     registry_path = str(Path(opts.registry).resolve()) if opts.registry else None
@@ -69,10 +73,13 @@ def prepare(
     preflight.has_images(categories)
     if opts.validate:
         preflight.validate_categories(categories, progress=sys.stderr.isatty())
+    pre.check_inputs(step, categories)  # roi files: before any store is touched
     uri = resolve_tracking_uri(opts.tracking_uri)
     check_tracking_server(uri)
     address = None if opts.in_process else ray_target(opts.ray_address, opts.num_cpus)
     exp_id = get_experiment_id(uri, opts.experiment, artifact_root=opts.artifact_root)
+    # the trials read the preprocessed copies (cached; the originals were validated above)
+    categories = pre.apply(step, categories, progress=sys.stderr.isatty())
     return Prepared(
         registry,
         registry_path,
@@ -83,4 +90,5 @@ def prepare(
         address,
         exp_id,
         store_identity(uri),
+        step,
     )

@@ -74,6 +74,13 @@ def _mean_std(values: Sequence[float]) -> tuple[float | None, float]:
     return mean, math.sqrt(var)
 
 
+def method_label(row: Mapping[str, Any]) -> str:
+    """A row's method as the tables show it: with its preprocessing when it has one
+    (``patchcore [mask-background margin=8]``), so two arms never share a row."""
+    pre = str(row.get("preprocess") or "none")
+    return str(row["method"]) if pre == "none" else f"{row['method']} [{pre}]"
+
+
 def summarise(rows: Sequence[Mapping[str, Any]], metric: str) -> Summary:
     """methods x categories (+ ``Average``) for ``metric``, over the seeds of each cell.
 
@@ -83,13 +90,13 @@ def summarise(rows: Sequence[Mapping[str, Any]], metric: str) -> Summary:
     every one of those categories.
     """
     cats = sorted({str(r["category"]) for r in rows})
-    keys = sorted({(str(r["method"]), str(r.get("profile", ""))) for r in rows})
+    keys = sorted({(method_label(r), str(r.get("profile", ""))) for r in rows})
     values: dict[tuple[str, str], dict[str, dict[Any, float]]] = {
         k: {c: {} for c in cats} for k in keys
     }
     failed: set[tuple[tuple[str, str], str]] = set()
     for r in rows:
-        k, c = (str(r["method"]), str(r.get("profile", ""))), str(r["category"])
+        k, c = (method_label(r), str(r.get("profile", ""))), str(r["category"])
         v = _num(r.get(metric)) if r.get("status", "done") == "done" else None
         if r.get("status", "done") != "done":
             failed.add((k, c))

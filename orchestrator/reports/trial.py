@@ -84,6 +84,7 @@ def write_trial_artifacts(out: Path, test, preds, probs, title: str, thresholds=
     )
     fig.savefig(out / "overlays.png", dpi=90)
     plt.close(fig)
+    write_overlay_maps(out / OVERLAY_MAPS, [test[i].key for i in idx], preds.anomaly_maps[idx])
     fig = roc_figure(preds.image_scores, test.is_anomalous, labels, title=title)
     fig.savefig(out / "roc.png", dpi=100)
     plt.close(fig)
@@ -91,6 +92,42 @@ def write_trial_artifacts(out: Path, test, preds, probs, title: str, thresholds=
         reliability_png(
             out / "reliability.png", probs, test.is_anomalous, f"{title} (bounded sigmoid)"
         )
+
+
+#: the overlay grid's maps, kept for figures made later (orchestrate ablation)
+OVERLAY_MAPS = "overlay_maps.npz"
+#: their longest side at most this many pixels (float16): a few kB per trial
+OVERLAY_MAP_SIDE = 256
+
+
+def write_overlay_maps(path: Path, keys: Sequence[str], maps: np.ndarray) -> None:
+    """The maps of the overlay grid's images (``keys``: their sample keys), shrunk to at most
+    :data:`OVERLAY_MAP_SIDE` pixels a side, as ``keys`` / ``maps`` (float16, divided by
+    ``scale``) in a compressed npz."""
+    import torch
+    import torch.nn.functional as F
+
+    maps = np.asarray(maps, dtype=np.float32)
+    if maps.size and max(maps.shape[1:]) > OVERLAY_MAP_SIDE:
+        scale = OVERLAY_MAP_SIDE / max(maps.shape[1:])
+        size = tuple(max(1, round(d * scale)) for d in maps.shape[1:])
+        t = torch.from_numpy(np.ascontiguousarray(maps))[:, None]
+        maps = F.interpolate(t, size=size, mode="bilinear", align_corners=False)[:, 0].numpy()
+    scale = float(np.max(np.abs(maps))) if maps.size else 1.0
+    scale = scale if np.isfinite(scale) and scale > 0 else 1.0  # float16 holds values <= 65504
+    np.savez_compressed(
+        path, keys=np.array(list(keys)), maps=(maps / scale).astype(np.float16), scale=scale
+    )
+
+
+def read_overlay_maps(path: Path) -> dict[str, np.ndarray]:
+    """sample key -> map (float32) of a trial's :data:`OVERLAY_MAPS`."""
+    with np.load(path) as data:
+        scale = float(data["scale"])
+        return {
+            str(k): m.astype(np.float32) * scale
+            for k, m in zip(data["keys"], data["maps"], strict=True)
+        }
 
 
 def reliability_png(path: Path, probs: np.ndarray, y: np.ndarray, title: str) -> None:

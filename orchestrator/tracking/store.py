@@ -7,7 +7,9 @@ import re
 import subprocess
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from orchestrator.errors import UserError
 from orchestrator.paths import PROJECT_NAME, source_checkout
@@ -134,25 +136,33 @@ def get_experiment_id(
     )
 
 
-def find_parent_run(uri: str, experiment_id: str, kind: str = "survey"):
-    """The latest parent run of ``kind`` in the experiment (an ``mlflow.entities.Run``)."""
+def find_parent_run(
+    uri: str, experiment_id: str, kind: str = "survey", match: Callable[[Any], bool] | None = None
+):
+    """The latest parent run of ``kind`` in the experiment (an ``mlflow.entities.Run``) for
+    which ``match(run)`` holds (default: any)."""
     runs = _client(uri).search_runs(
         [experiment_id],
         filter_string=f"tags.`{PARENT_TAG}` = '{kind}'",
         order_by=["attributes.start_time DESC"],
-        max_results=1,
+        max_results=1 if match is None else 200,
     )
-    return runs[0] if runs else None
+    return next((r for r in runs if match is None or match(r)), None)
 
 
 def start_parent_run(
-    uri: str, experiment_id: str, tags: dict[str, str], resume: bool = False, kind: str = "survey"
+    uri: str,
+    experiment_id: str,
+    tags: dict[str, str],
+    resume: bool = False,
+    kind: str = "survey",
+    match: Callable[[Any], bool] | None = None,
 ) -> tuple[str, bool]:
-    """A parent run id: the latest one of ``kind`` when ``resume`` (set RUNNING again), else a
-    new one. Returns ``(run_id, reused)``."""
+    """A parent run id: the latest one of ``kind`` (that ``match`` accepts) when ``resume``
+    (set RUNNING again), else a new one. Returns ``(run_id, reused)``."""
     client = _client(uri)
     if resume:
-        run = find_parent_run(uri, experiment_id, kind)
+        run = find_parent_run(uri, experiment_id, kind, match)
         if run is not None:
             client.update_run(run.info.run_id, status="RUNNING")
             return run.info.run_id, True

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import tempfile
+import time
 import traceback
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -18,6 +20,8 @@ PARENT_ID_TAG = "mlflow.parentRunId"
 KEY_TAG = "trial_key"
 #: how many metrics a finished trial logged (resume checks they are all there)
 METRIC_COUNT_TAG = "metric_count"
+#: seconds between two writes of a run's buffered step metrics (ChildRun.log_step)
+STEP_FLUSH_SECONDS = 5.0
 #: the same as a list of names, in stores written before metric_count (still read)
 METRIC_NAMES_TAG = "metric_names"
 #: what a local database says when it was frozen (read-only, locked) or taken away
@@ -118,6 +122,8 @@ class ChildRun:
             run = self.client.create_run(experiment_id, tags=all_tags, run_name=name)
         self.run_id = run.info.run_id
         self._metric_names: set[str] = set()
+        self._steps: list = []  # step metrics not yet written (mlflow Metric)
+        self._flushed = time.monotonic()
 
     @contextmanager
     def _store(self) -> Iterator[None]:
@@ -143,9 +149,6 @@ class ChildRun:
                 self.client.log_batch(self.run_id, params=params[i : i + 100])
 
     def log_metrics(self, metrics: Mapping[str, float]) -> None:
-        import math
-        import time
-
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
@@ -155,6 +158,26 @@ class ChildRun:
             if v is not None and math.isfinite(float(v))
         ]
         self._metric_names.update(m.key for m in items)
+        with self._store():
+            for i in range(0, len(items), 500):
+                self.client.log_batch(self.run_id, metrics=items[i : i + 500])
+
+    def log_step(self, key: str, value: float, step: int) -> None:
+        """A step metric (a training curve's point), buffered: written at most every
+        ``STEP_FLUSH_SECONDS`` and when the run ends, so a long training costs few writes."""
+        from mlflow.entities import Metric
+
+        if not math.isfinite(float(value)):
+            return
+        self._steps.append(Metric(key, float(value), int(time.time() * 1000), int(step)))
+        self._metric_names.add(key)
+        if time.monotonic() - self._flushed >= STEP_FLUSH_SECONDS:
+            self.flush_steps()
+
+    def flush_steps(self) -> None:
+        """Write the buffered step metrics."""
+        items, self._steps = self._steps, []
+        self._flushed = time.monotonic()
         with self._store():
             for i in range(0, len(items), 500):
                 self.client.log_batch(self.run_id, metrics=items[i : i + 500])
@@ -182,6 +205,7 @@ class ChildRun:
     def finish(self) -> None:
         """FINISHED, with the number of metrics logged (resume checks they are all there).
         The store is checked first: a trial whose record went with a deleted store fails."""
+        self.flush_steps()
         self.set_tags({METRIC_COUNT_TAG: len(self._metric_names)})
         with self._store():
             self.client.set_terminated(self.run_id, "FINISHED")
@@ -201,6 +225,10 @@ class ChildRun:
         text = "".join(traceback.format_exception(exc))
         try:
             check_store(self.uri, self.store_id)
+            try:
+                self.flush_steps()  # a failed trial keeps its curves so far
+            except Exception:  # noqa: BLE001 - the error below matters more
+                pass
             with tempfile.TemporaryDirectory() as tmp:
                 (Path(tmp) / "error.txt").write_text(text)
                 try:

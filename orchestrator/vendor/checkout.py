@@ -3,6 +3,8 @@
 ``vendor/<name>`` holds a clone of the method's upstream repository at its pinned commit.
 A checkout is usable as the ``upstream`` source only when it is present, at the pin and
 clean (no modified or untracked files): the numbers are then the authors' code's numbers.
+GitPython is imported only where a checkout is there to look at (`orchestrate methods` and
+`vendor status` with no checkouts never pay for it).
 """
 
 from __future__ import annotations
@@ -11,12 +13,14 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
-
-import git
 
 from orchestrator.errors import UserError
 from orchestrator.paths import vendor_dir
+
+if TYPE_CHECKING:
+    import git
 
 MIRROR_ENV = "ORCHESTRATOR_VENDOR_MIRROR"
 #: The URL schemes ``vendor sync`` clones from (scp-style ``user@host:path`` and local paths
@@ -63,6 +67,8 @@ def checkout_state_at(path: Path, commit: str | None = None) -> VendorState:
     name = path.name
     if not (path / ".git").exists():
         return VendorState(name, path, False, problem=f"no checkout at {path}")
+    import git
+
     try:
         repo = git.Repo(path)
         head = repo.head.commit.hexsha
@@ -142,6 +148,8 @@ def git_env() -> dict[str, str]:
 
 def _git_failure(name: str, what: str, source: str, exc: git.GitError) -> UserError:
     """One line out of a GitPython error (the git message, not its command line)."""
+    import git
+
     if isinstance(exc, git.GitCommandError):
         text = str(exc.stderr or "").replace("stderr:", "").strip().strip("'\"").strip()
         lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
@@ -200,6 +208,8 @@ def sync_one(
             f"{name}: {path} is at the pin but modified; not touching it "
             f"(restore it with `git -C {path} checkout .` or delete the folder)"
         )
+    import git
+
     env = git_env()
     step = "fetch" if state.present else "clone"
     try:
