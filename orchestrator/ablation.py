@@ -104,19 +104,7 @@ def run_ablation(opts: AblationOptions, out: TextIO | None = None) -> AblationRe
         plan = _Plan(
             arms[0].specs + arms[1].specs, arms[0].resources + arms[1].resources, arms[0].setups
         )
-        say(
-            f"mlflow: {prep.uri} experiment {opts.experiment!r} (id {prep.experiment_id}), "
-            f"parent run {parent.run_id}"
-        )
-        done = parent.finished()
-        todo = [i for i, s in enumerate(plan.specs) if s["key"] not in done]
-        if opts.resume:
-            say(
-                f"resume: {len(plan.specs) - len(todo)} of {len(plan.specs)} trials already "
-                f"finished, running {len(todo)}"
-                if parent.reused
-                else "resume: no earlier ablation in this experiment, starting a new one"
-            )
+        todo = parent.pending(plan.specs, opts, say)
         for line in weights_notice(plan.setups, profile):
             say(line)
         seeds = f" x {len(opts.seeds)} seeds" if opts.seeds else ""

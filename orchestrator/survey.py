@@ -260,20 +260,8 @@ def run_survey(opts: SurveyOptions, out: TextIO | None = None) -> SurveyResult:
         profile = cluster.profile
         common = parent.begin(opts, prep, profile, commit, methods=",".join(prep.methods))
         plan = _plan(opts, prep, cluster, common)
-        say(
-            f"mlflow: {prep.uri} experiment {opts.experiment!r} (id {prep.experiment_id}), "
-            f"parent run {parent.run_id}"
-        )
-        done = parent.finished()
-        todo = [i for i, s in enumerate(plan.specs) if s["key"] not in done]
+        todo = parent.pending(plan.specs, opts, say)
         skipped = len(plan.specs) - len(todo)
-        if opts.resume:
-            say(
-                f"resume: {skipped} of {len(plan.specs)} trials already finished, "
-                f"running {len(todo)}"
-                if parent.reused
-                else "resume: no earlier survey in this experiment, starting a new one"
-            )
         for line in weights_notice(plan.setups, profile):
             say(line)
         seeds = f" x {len(opts.seeds)} seeds" if opts.seeds else ""

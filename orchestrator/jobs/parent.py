@@ -103,6 +103,25 @@ class ParentRun:
             return {}
         return finished_trials(self.uri, self.experiment_id, self.run_id)
 
+    def pending(self, specs: Sequence[Mapping[str, Any]], opts, say: Callable[[str], None]) -> list:
+        """Announce where the job logs; return the indices of ``specs`` whose trial key has no
+        finished run under this parent (all of them for a new one), saying with ``--resume``
+        how many were already finished."""
+        say(
+            f"mlflow: {self.uri} experiment {opts.experiment!r} (id {self.experiment_id}), "
+            f"parent run {self.run_id}"
+        )
+        done = self.finished()
+        todo = [i for i, s in enumerate(specs) if s["key"] not in done]
+        if opts.resume:
+            say(
+                f"resume: {len(specs) - len(todo)} of {len(specs)} trials already finished, "
+                f"running {len(todo)}"
+                if self.reused
+                else f"resume: no earlier {self.kind} in this experiment, starting a new one"
+            )
+        return todo
+
     def killed(self) -> None:
         """After Ctrl-C: running child runs and the parent end KILLED (as far as the store
         still takes writes)."""
